@@ -1,0 +1,154 @@
+/**
+ * The transport interface: a duplex byte stream with addresses. Everything
+ * above it (handshake, protocol, connection) is the same on every runtime;
+ * each runtime fills this interface in one small file under `transports/`.
+ *
+ * @module
+ */
+
+/**
+ * A network address.
+ *
+ * @example
+ * ```ts
+ * import type { Address } from "@wsstream/wsstream";
+ * const addr: Address = { hostname: "127.0.0.1", port: 9001 };
+ * ```
+ */
+export interface Address {
+  /** The IP address (IPv6 without brackets) or host name. */
+  hostname: string;
+  /** The TCP port. */
+  port: number;
+}
+
+/**
+ * A connected byte stream: what a WebSocket connection runs over.
+ *
+ * `readable` yields the bytes received, `writable` takes the bytes to send;
+ * both carry real backpressure. Closing `writable` half-closes (or closes)
+ * the socket; `close()` drops it at once.
+ *
+ * @example A transport over an in-memory pipe
+ * ```ts
+ * import type { Transport } from "@wsstream/wsstream";
+ * const { readable, writable } = new TransformStream<Uint8Array, Uint8Array>();
+ * const transport: Transport = {
+ *   readable,
+ *   writable,
+ *   close() {},
+ *   localAddr: null,
+ *   remoteAddr: null,
+ * };
+ * ```
+ */
+export interface Transport {
+  /** Bytes received from the peer. */
+  readonly readable: ReadableStream<Uint8Array>;
+  /** Bytes to send to the peer. */
+  readonly writable: WritableStream<Uint8Array>;
+  /** Closes the socket at once, discarding anything unsent. Idempotent. */
+  close(): void;
+  /** The local address, or `null` when not on a network socket. */
+  readonly localAddr: Address | null;
+  /** The peer's address, or `null` when not on a network socket. */
+  readonly remoteAddr: Address | null;
+}
+
+/**
+ * TLS settings for a client connection.
+ *
+ * @example
+ * ```ts
+ * import type { ClientTlsOptions } from "@wsstream/wsstream";
+ * const tls: ClientTlsOptions = { caCerts: ["-----BEGIN CERTIFICATE-----\n…"] };
+ * ```
+ */
+export interface ClientTlsOptions {
+  /** Extra CA certificates (PEM) to trust, for self-signed servers. */
+  caCerts?: string[];
+  /** The name to check the certificate against (defaults to the host). */
+  serverName?: string;
+}
+
+/**
+ * Options for opening a client transport.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectTransportOptions } from "@wsstream/wsstream";
+ * const options: ConnectTransportOptions = { hostname: "127.0.0.1", port: 9001 };
+ * ```
+ */
+export interface ConnectTransportOptions {
+  /** Host name or IP address (IPv6 without brackets). */
+  hostname: string;
+  /** TCP port. */
+  port: number;
+  /** Use TLS, with these settings. */
+  tls?: ClientTlsOptions | undefined;
+  /** Abort the attempt. */
+  signal?: AbortSignal | undefined;
+}
+
+/**
+ * Options for listening.
+ *
+ * @example
+ * ```ts
+ * import type { ListenOptions } from "@wsstream/wsstream";
+ * const options: ListenOptions = { hostname: "127.0.0.1", port: 0 };
+ * ```
+ */
+export interface ListenOptions {
+  /** The address to bind (default `127.0.0.1`... set by the caller). */
+  hostname: string;
+  /** The port to bind; 0 picks a free one. */
+  port: number;
+  /** Serve TLS with this certificate chain and key (PEM). */
+  tls?: { cert: string; key: string } | undefined;
+}
+
+/**
+ * A listening socket: calls back with each accepted transport.
+ *
+ * @example
+ * ```ts
+ * import type { Listener } from "@wsstream/wsstream";
+ * function port(listener: Listener): number {
+ *   return listener.addr.port;
+ * }
+ * ```
+ */
+export interface Listener {
+  /** The bound address; the real port when 0 was asked for. */
+  readonly addr: Address;
+  /** Stops accepting. Connections already accepted stay open. Idempotent. */
+  close(): void;
+}
+
+/**
+ * What one runtime provides: opening and accepting TCP/TLS transports.
+ *
+ * @example
+ * ```ts
+ * import type { RuntimeTransports } from "@wsstream/wsstream";
+ * async function open(rt: RuntimeTransports) {
+ *   return await rt.connect({ hostname: "127.0.0.1", port: 9001 });
+ * }
+ * ```
+ */
+export interface RuntimeTransports {
+  /** The runtime's name, e.g. `"deno"` or `"bun"`. */
+  readonly name: string;
+  /** Opens a TCP (or TLS) connection. */
+  connect(options: ConnectTransportOptions): Promise<Transport>;
+  /**
+   * Listens on TCP (or TLS) and calls `onTransport` with each accepted
+   * connection. An exception from `onTransport` must not stop the listener.
+   */
+  listen(
+    options: ListenOptions,
+    onTransport: (transport: Transport) => void,
+  ): Promise<Listener>;
+}
