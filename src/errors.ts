@@ -176,12 +176,14 @@ export class ConnectionClosedError extends WebSocketError {
    *
    * @param message What could not be done.
    * @param close How the connection ended.
+   * @param options Standard error options (`cause`).
    */
   constructor(
     message: string,
     close: { code: number; reason: string; wasClean: boolean },
+    options?: ErrorOptions,
   ) {
-    super(message, "WS_ERR_CLOSED");
+    super(message, "WS_ERR_CLOSED", options);
     this.name = "ConnectionClosedError";
     this.closeCode = close.code;
     this.reason = close.reason;
