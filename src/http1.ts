@@ -1,0 +1,837 @@
+/**
+ * HTTP/1.1 message heads: finding where a head ends in a byte stream,
+ * parsing request and response heads strictly, and writing them.
+ *
+ * Pure: no sockets, no timers, no awaits. The opening handshake is the only
+ * HTTP a WebSocket speaks, so this is deliberately a head parser, not an HTTP
+ * implementation: no bodies, no chunked coding, no keep-alive.
+ *
+ * Choices where RFC 9112 leaves room, and why:
+ *
+ * - Lines must end with CRLF. RFC 9112 §2.2: "a recipient MAY recognize a
+ *   single LF as a line terminator and ignore any preceding CR". We do not:
+ *   every WebSocket client and server sends CRLF, and disagreeing with a proxy
+ *   about where a line ends is how request smuggling starts. {@linkcode HeadParser}
+ *   still *stops* at a bare LF LF, so such a peer gets a prompt 400 naming the
+ *   problem from the parse functions instead of a hang until the timeout.
+ * - Obsolete line folding is refused in responses too (RFC 9112 §5.2 lets a
+ *   user agent unfold it instead); no WebSocket server folds lines.
+ * - Fields that must appear once in a handshake (`Host`, `Sec-WebSocket-Key`,
+ *   `Sec-WebSocket-Version` in a request; `Sec-WebSocket-Accept`,
+ *   `Sec-WebSocket-Protocol` in a response) are refused when repeated, because
+ *   `Headers` would comma-join the copies and hide the repetition.
+ * - Bytes are decoded as latin1 (one byte, one char), so decoding never throws
+ *   and obs-text in field values survives.
+ *
+ * @module
+ */
+
+import { HandshakeError } from "./errors.ts";
+
+/**
+ * Limits on an HTTP head, so a peer cannot make us buffer without end.
+ *
+ * @example Tightening one limit
+ * ```ts
+ * import { DEFAULT_HEAD_LIMITS, type HeadLimits } from "@wsstream/wsstream";
+ * import assert from "node:assert/strict";
+ *
+ * const limits: HeadLimits = { ...DEFAULT_HEAD_LIMITS, maxHeaderCount: 32 };
+ * assert.equal(limits.maxLineLength, 8192);
+ * ```
+ */
+export interface HeadLimits {
+  /** Most bytes in a head, counting line ends and the final blank line. */
+  maxHeadSize: number;
+  /** Most bytes in one line, not counting its CRLF. */
+  maxLineLength: number;
+  /** Most header field lines. */
+  maxHeaderCount: number;
+}
+
+/**
+ * The limits used when none are given: 64 KiB per head, 8 KiB per line,
+ * 128 header fields. Generous for a handshake, which is usually under 1 KiB.
+ *
+ * @example
+ * ```ts
+ * import { DEFAULT_HEAD_LIMITS } from "@wsstream/wsstream";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(DEFAULT_HEAD_LIMITS.maxHeadSize, 65536);
+ * ```
+ */
+export const DEFAULT_HEAD_LIMITS: Readonly<HeadLimits> = Object.freeze({
+  maxHeadSize: 64 * 1024,
+  maxLineLength: 8192,
+  maxHeaderCount: 128,
+});
+
+/**
+ * Finds the end of an HTTP head in bytes arriving in chunks of any size.
+ *
+ * The head ends at the first empty line. The returned `head` holds every
+ * byte up to and including that empty line's LF, and `rest` every byte of the
+ * chunk after it (for a WebSocket, possibly the first frames), so `head`
+ * followed by `rest` is exactly what was pushed. Both are fresh copies; the
+ * parser keeps no reference to the caller's chunks.
+ *
+ * Limits are checked as bytes arrive, so at most `maxHeadSize` bytes are ever
+ * buffered, and only new bytes are scanned, so feeding one byte at a time
+ * stays linear. Exceeding a limit throws a {@linkcode HandshakeError} with
+ * status 431 (Request Header Fields Too Large); a client reading a response
+ * should treat it as "no valid HTTP response". The parser is single-use:
+ * after it has returned a head or thrown, `push` throws a `TypeError`.
+ *
+ * A bare LF LF also ends the head (so the peer is answered at once), but
+ * {@linkcode parseRequestHead} and {@linkcode parseResponseHead} then refuse
+ * it, because HTTP/1.1 lines end with CRLF.
+ *
+ * @example Splitting a head from the frames that follow it
+ * ```ts
+ * import { HeadParser } from "@wsstream/wsstream";
+ * import assert from "node:assert/strict";
+ *
+ * const parser = new HeadParser();
+ * const head = new TextEncoder().encode("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+ * const bytes = new Uint8Array([...head, 0x81, 0x00]); // the head, then a frame
+ * assert.equal(parser.push(bytes.subarray(0, 10)), null);
+ * const result = parser.push(bytes.subarray(10));
+ * assert.ok(result);
+ * assert.equal(result.head.length, 27);
+ * assert.deepEqual(result.rest, new Uint8Array([0x81, 0x00]));
+ * ```
+ */
+export class HeadParser {
+  #limits: HeadLimits;
+  #buffer = new Uint8Array(0);
+  #length = 0;
+  /** Bytes of the current, unfinished line seen so far (its LF excluded). */
+  #lineLength = 0;
+  /** The last byte seen, to tell whether a line's content was just CR. */
+  #lastByte = 0x0a;
+  /** Non-empty lines finished so far (the start line included). */
+  #lines = 0;
+  /** Set once a head was returned or a limit was exceeded. */
+  #finished = false;
+
+  /**
+   * Makes a parser.
+   *
+   * @param limits Limits to use instead of {@linkcode DEFAULT_HEAD_LIMITS}.
+   * @throws {RangeError} If a limit is not a positive integer.
+   */
+  constructor(limits?: Partial<HeadLimits>) {
+    this.#limits = _limits(limits);
+  }
+
+  /**
+   * Feeds the next bytes.
+   *
+   * @param chunk The bytes received; not kept, not modified.
+   * @returns `null` while the head is incomplete; then the head (with its
+   * final empty line) and the bytes after it.
+   * @throws {HandshakeError} With status 431 as soon as a limit is exceeded.
+   * @throws {TypeError} If called again after a head was returned or a
+   * limit exceeded.
+   */
+  push(chunk: Uint8Array): { head: Uint8Array; rest: Uint8Array } | null {
+    if (this.#finished) {
+      throw new TypeError(
+        "Cannot push to a HeadParser that has finished: it returned a head or threw",
+      );
+    }
+    const { maxHeadSize, maxLineLength, maxHeaderCount } = this.#limits;
+    let from = 0;
+    while (from < chunk.length) {
+      const lf = chunk.indexOf(0x0a, from);
+      const stop = lf === -1 ? chunk.length : lf;
+      const lineBytes = this.#lineLength + (stop - from);
+      const last = stop > from ? chunk[stop - 1]! : this.#lastByte;
+      const size = this.#length + (lf === -1 ? chunk.length : lf + 1);
+      if (size > maxHeadSize) {
+        this.#finished = true;
+        throw new HandshakeError(
+          `HTTP head exceeds ${maxHeadSize} bytes`,
+          431,
+        );
+      }
+      // A trailing CR may be the first half of the line's CRLF, so it does
+      // not count against the line.
+      if (lineBytes - (last === 0x0d ? 1 : 0) > maxLineLength) {
+        this.#finished = true;
+        throw new HandshakeError(
+          `HTTP head line ${this.#lines + 1} exceeds ${maxLineLength} bytes`,
+          431,
+        );
+      }
+      if (lf === -1) {
+        this.#lineLength = lineBytes;
+        this.#lastByte = last;
+        break;
+      }
+      if (lineBytes === 0 || (lineBytes === 1 && last === 0x0d)) {
+        this.#finished = true;
+        const end = lf + 1;
+        let head: Uint8Array;
+        if (this.#length === 0) {
+          head = chunk.slice(0, end);
+        } else {
+          this.#append(chunk.subarray(0, end));
+          head = this.#buffer.slice(0, this.#length);
+        }
+        this.#buffer = new Uint8Array(0);
+        this.#length = 0;
+        return { head, rest: chunk.slice(end) };
+      }
+      this.#lines++;
+      // The start line plus maxHeaderCount field lines is the most a head
+      // may hold; failing here spares buffering the remainder.
+      if (this.#lines > maxHeaderCount + 1) {
+        this.#finished = true;
+        throw new HandshakeError(
+          `HTTP head has more than ${maxHeaderCount} header fields`,
+          431,
+        );
+      }
+      this.#lineLength = 0;
+      this.#lastByte = 0x0a;
+      from = lf + 1;
+    }
+    this.#append(chunk);
+    return null;
+  }
+
+  /** Copies bytes into the buffer, doubling it (up to the limit) to stay linear. */
+  #append(bytes: Uint8Array): void {
+    const needed = this.#length + bytes.length;
+    if (needed > this.#buffer.length) {
+      const capacity = Math.max(
+        needed,
+        Math.min(
+          Math.max(this.#buffer.length * 2, 256),
+          this.#limits.maxHeadSize,
+        ),
+      );
+      const grown = new Uint8Array(capacity);
+      grown.set(this.#buffer.subarray(0, this.#length));
+      this.#buffer = grown;
+    }
+    this.#buffer.set(bytes, this.#length);
+    this.#length = needed;
+  }
+}
+
+/**
+ * A parsed HTTP/1.x request head.
+ *
+ * @example
+ * ```ts
+ * import type { RequestHead } from "@wsstream/wsstream";
+ *
+ * const head: RequestHead = {
+ *   method: "GET",
+ *   target: "/chat?room=1",
+ *   version: "HTTP/1.1",
+ *   headers: new Headers({ host: "example.com" }),
+ * };
+ * ```
+ */
+export interface RequestHead {
+  /** The method, case-sensitive (`GET`). */
+  method: string;
+  /** The request target as sent, not decoded (`/chat?room=1`). */
+  target: string;
+  /** The protocol version (`HTTP/1.1`). */
+  version: string;
+  /** The header fields; repeated fields are comma-joined by `Headers`. */
+  headers: Headers;
+}
+
+/**
+ * A parsed HTTP/1.x response head.
+ *
+ * @example
+ * ```ts
+ * import type { ResponseHead } from "@wsstream/wsstream";
+ *
+ * const head: ResponseHead = {
+ *   version: "HTTP/1.1",
+ *   status: 101,
+ *   statusText: "Switching Protocols",
+ *   headers: new Headers({ upgrade: "websocket" }),
+ * };
+ * ```
+ */
+export interface ResponseHead {
+  /** The protocol version (`HTTP/1.1`). */
+  version: string;
+  /** The three-digit status code. */
+  status: number;
+  /** The reason phrase; may be empty. */
+  statusText: string;
+  /** The header fields; repeated fields are comma-joined by `Headers`. */
+  headers: Headers;
+}
+
+/**
+ * Parses a request head, strictly.
+ *
+ * `head` is what {@linkcode HeadParser} returns (or what
+ * {@linkcode writeRequestHead} writes); the final empty line may be left off.
+ * Refusals are {@linkcode HandshakeError}s carrying the status to answer
+ * with: 400 for malformed syntax (bare CR or LF, obsolete line folding,
+ * whitespace before a colon, a bad character in a field name or value, a
+ * repeated `Host`, `Sec-WebSocket-Key` or `Sec-WebSocket-Version`), 431 when a
+ * limit is exceeded, 505 for an HTTP major version other than 1.
+ *
+ * @param head The head's bytes.
+ * @param limits Limits to use instead of {@linkcode DEFAULT_HEAD_LIMITS}.
+ * @returns The method, target, version and header fields.
+ * @throws {HandshakeError} With status 400, 431 or 505 as above.
+ *
+ * @example Parsing a request head
+ * ```ts
+ * import { parseRequestHead } from "@wsstream/wsstream";
+ * import assert from "node:assert/strict";
+ *
+ * const head = parseRequestHead(
+ *   new TextEncoder().encode("GET /chat HTTP/1.1\r\nHost: example.com\r\n\r\n"),
+ * );
+ * assert.equal(head.target, "/chat");
+ * assert.equal(head.headers.get("host"), "example.com");
+ * ```
+ *
+ * @example A refused head says why
+ * ```ts
+ * import { HandshakeError, parseRequestHead } from "@wsstream/wsstream";
+ * import assert from "node:assert/strict";
+ *
+ * assert.throws(
+ *   () => parseRequestHead(new TextEncoder().encode("GET / HTTP/1.1\r\nHost : a\r\n")),
+ *   (error) => error instanceof HandshakeError && error.status === 400,
+ * );
+ * ```
+ */
+export function parseRequestHead(
+  head: Uint8Array,
+  limits?: Partial<HeadLimits>,
+): RequestHead {
+  const { startLine, headers } = _parseHead(
+    head,
+    _limits(limits),
+    false,
+    REQUEST_SINGLETONS,
+  );
+  // RFC 9112 §3: request-line = method SP request-target SP HTTP-version.
+  // "Recipients of an invalid request-line SHOULD respond with either a 400
+  // (Bad Request) error or a 301 (Moved Permanently) redirect".
+  const parts = startLine.split(" ");
+  if (startLine === "") {
+    throw new HandshakeError("Empty request line", 400);
+  }
+  if (parts.length !== 3) {
+    throw new HandshakeError(
+      `Malformed request line ${
+        _show(startLine)
+      }: expected "METHOD target HTTP/1.1" separated by single spaces`,
+      400,
+    );
+  }
+  const [method, target, version] = parts as [string, string, string];
+  if (!TOKEN.test(method)) {
+    throw new HandshakeError(
+      `Malformed request method ${_show(method)}: not a token`,
+      400,
+    );
+  }
+  if (!TARGET.test(target)) {
+    throw new HandshakeError(
+      `Malformed request target ${
+        _show(target)
+      }: only visible ASCII is allowed`,
+      400,
+    );
+  }
+  const match = VERSION.exec(version);
+  if (match === null) {
+    throw new HandshakeError(
+      `Malformed HTTP version ${_show(version)}`,
+      400,
+    );
+  }
+  if (match[1] !== "1") {
+    // RFC 9110 §15.6.6: 505 "indicates that the server does not support, or
+    // refuses to support, the major version of HTTP that was used".
+    throw new HandshakeError(
+      `Unsupported HTTP version ${version}; this server speaks HTTP/1.1`,
+      505,
+    );
+  }
+  return { method, target, version, headers };
+}
+
+/**
+ * Parses a response head, strictly: the same rules as
+ * {@linkcode parseRequestHead}, for a status line such as
+ * `HTTP/1.1 101 Switching Protocols`. The reason phrase may be empty, and
+ * the space before an empty one may be missing.
+ *
+ * Every refusal has status 0: the peer sent no valid HTTP response.
+ *
+ * @param head The head's bytes.
+ * @param limits Limits to use instead of {@linkcode DEFAULT_HEAD_LIMITS}.
+ * @returns The version, status, reason phrase and header fields.
+ * @throws {HandshakeError} With status 0 when the head is not a valid
+ * HTTP/1.x response head or exceeds a limit.
+ *
+ * @example
+ * ```ts
+ * import { parseResponseHead } from "@wsstream/wsstream";
+ * import assert from "node:assert/strict";
+ *
+ * const head = parseResponseHead(
+ *   new TextEncoder().encode("HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n"),
+ * );
+ * assert.equal(head.status, 101);
+ * assert.equal(head.headers.get("upgrade"), "websocket");
+ * ```
+ */
+export function parseResponseHead(
+  head: Uint8Array,
+  limits?: Partial<HeadLimits>,
+): ResponseHead {
+  const { startLine, headers } = _parseHead(
+    head,
+    _limits(limits),
+    true,
+    RESPONSE_SINGLETONS,
+  );
+  // RFC 9112 §4: status-line = HTTP-version SP status-code SP [ reason-phrase ]
+  const match = STATUS_LINE.exec(startLine);
+  if (match === null) {
+    throw new HandshakeError(
+      `Invalid HTTP response: malformed status line ${_show(startLine)}`,
+      0,
+    );
+  }
+  const [, version, major, code, statusText = ""] = match as unknown as [
+    string,
+    string,
+    string,
+    string,
+    string | undefined,
+  ];
+  if (major !== "1") {
+    throw new HandshakeError(
+      `Invalid HTTP response: unsupported version ${version}`,
+      0,
+    );
+  }
+  const status = Number(code);
+  // RFC 9110 §15: "All valid status codes are within the range of 100 to
+  // 599, inclusive."
+  if (status < 100 || status > 599) {
+    throw new HandshakeError(
+      `Invalid HTTP response: status code ${code} is out of range`,
+      0,
+    );
+  }
+  if (CONTROL.test(statusText)) {
+    throw new HandshakeError(
+      "Invalid HTTP response: control character in the reason phrase",
+      0,
+    );
+  }
+  return { version, status, statusText, headers };
+}
+
+/**
+ * Writes a request head: the request line, the header fields and the final
+ * empty line, all ending with CRLF.
+ *
+ * Field names are written in their conventional case (`Sec-WebSocket-Key`);
+ * RFC 9110 §5.1 makes them case-insensitive, but some old peers compare them
+ * exactly.
+ *
+ * @param head The request head to write.
+ * @returns The bytes to send.
+ * @throws {TypeError} If the method is not a token, the target has spaces or
+ * control characters, the version is malformed, or a field name or value
+ * could inject lines (CR, LF, NUL or other control characters).
+ *
+ * @example
+ * ```ts
+ * import { writeRequestHead } from "@wsstream/wsstream";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = writeRequestHead({
+ *   method: "GET",
+ *   target: "/",
+ *   version: "HTTP/1.1",
+ *   headers: new Headers({ host: "example.com" }),
+ * });
+ * assert.equal(
+ *   new TextDecoder().decode(bytes),
+ *   "GET / HTTP/1.1\r\nHost: example.com\r\n\r\n",
+ * );
+ * ```
+ */
+export function writeRequestHead(head: RequestHead): Uint8Array {
+  if (!TOKEN.test(head.method)) {
+    throw new TypeError(`Invalid request method ${_show(head.method)}`);
+  }
+  if (!TARGET.test(head.target)) {
+    throw new TypeError(
+      `Invalid request target ${
+        _show(head.target)
+      }: only visible ASCII is allowed`,
+    );
+  }
+  _checkVersion(head.version);
+  return _encode(
+    `${head.method} ${head.target} ${head.version}\r\n${
+      _writeFields(head.headers)
+    }\r\n`,
+  );
+}
+
+/**
+ * Writes a response head: the status line, the header fields and the final
+ * empty line, all ending with CRLF. Nothing about a body is added; see
+ * {@linkcode writeResponse} for a complete response.
+ *
+ * @param head The response head to write.
+ * @returns The bytes to send.
+ * @throws {RangeError} If the status is not an integer from 100 to 599.
+ * @throws {TypeError} If the version is malformed, or the reason phrase or a
+ * field could inject lines.
+ *
+ * @example
+ * ```ts
+ * import { writeResponseHead } from "@wsstream/wsstream";
+ * import assert from "node:assert/strict";
+ *
+ * const bytes = writeResponseHead({
+ *   version: "HTTP/1.1",
+ *   status: 101,
+ *   statusText: "Switching Protocols",
+ *   headers: new Headers({ upgrade: "websocket" }),
+ * });
+ * assert.equal(
+ *   new TextDecoder().decode(bytes),
+ *   "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\n\r\n",
+ * );
+ * ```
+ */
+export function writeResponseHead(head: ResponseHead): Uint8Array {
+  _checkVersion(head.version);
+  if (
+    !Number.isInteger(head.status) || head.status < 100 || head.status > 599
+  ) {
+    throw new RangeError(
+      `Invalid HTTP status ${head.status}: must be an integer from 100 to 599`,
+    );
+  }
+  if (CONTROL.test(head.statusText)) {
+    throw new TypeError(
+      `Invalid reason phrase ${
+        _show(head.statusText)
+      }: control characters could inject lines`,
+    );
+  }
+  return _encode(
+    `${head.version} ${head.status} ${head.statusText}\r\n${
+      _writeFields(head.headers)
+    }\r\n`,
+  );
+}
+
+/**
+ * Writes a complete, small HTTP/1.1 response, such as a handshake refusal.
+ *
+ * Sets `Content-Length` (the body's UTF-8 length, 0 without a body), adds
+ * `Content-Type: text/plain; charset=utf-8` when there is a body and no type
+ * was given, and adds the `close` option to `Connection`: after a refusal the
+ * connection is closed, and the peer should not wait for another response.
+ *
+ * @param status The status code (100–599).
+ * @param statusText The reason phrase (may be empty).
+ * @param headers Extra header fields.
+ * @param body A text body.
+ * @returns The bytes to send.
+ * @throws {RangeError} If the status is out of range.
+ * @throws {TypeError} If the reason phrase or a field could inject lines.
+ *
+ * @example A 404 with a text body
+ * ```ts
+ * import { writeResponse } from "@wsstream/wsstream";
+ * import assert from "node:assert/strict";
+ *
+ * const text = new TextDecoder().decode(writeResponse(404, "Not Found", {}, "No such room"));
+ * assert.ok(text.startsWith("HTTP/1.1 404 Not Found\r\n"));
+ * assert.ok(text.includes("Content-Length: 12\r\n"));
+ * assert.ok(text.includes("Connection: close\r\n"));
+ * assert.ok(text.endsWith("\r\n\r\nNo such room"));
+ * ```
+ */
+export function writeResponse(
+  status: number,
+  statusText: string,
+  headers: HeadersInit,
+  body?: string,
+): Uint8Array {
+  const fields = new Headers(headers);
+  const content = _encode(body ?? "");
+  if (content.length > 0 && !fields.has("content-type")) {
+    fields.set("content-type", "text/plain; charset=utf-8");
+  }
+  fields.set("content-length", String(content.length));
+  const connection = fields.get("connection");
+  if (connection === null || connection === "") {
+    fields.set("connection", "close");
+  } else if (
+    !connection.split(",").some((option) =>
+      option.trim().toLowerCase() === "close"
+    )
+  ) {
+    fields.set("connection", `${connection}, close`);
+  }
+  const head = writeResponseHead({
+    version: "HTTP/1.1",
+    status,
+    statusText,
+    headers: fields,
+  });
+  const bytes = new Uint8Array(head.length + content.length);
+  bytes.set(head);
+  bytes.set(content, head.length);
+  return bytes;
+}
+
+// RFC 9110 §5.6.2: token = 1*tchar
+const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+// RFC 9112 §3.2: the request-target has no whitespace; we also refuse
+// control characters and non-ASCII, which no valid URI form contains.
+const TARGET = /^[\x21-\x7e]+$/;
+const VERSION = /^HTTP\/(\d)\.(\d)$/;
+const STATUS_LINE = /^(HTTP\/(\d)\.\d) (\d{3})(?: (.*))?$/;
+// RFC 9110 §5.5: field values are VCHAR, obs-text, SP and HTAB; "Field
+// values containing CR, LF, or NUL characters are invalid and dangerous".
+// The other controls are invalid too, and nothing legitimate sends them.
+// deno-lint-ignore no-control-regex
+const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+
+// RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code
+// to any HTTP/1.1 request message that ... contains more than one Host header
+// field line". RFC 6455 §11.3.1 and §11.3.5: Sec-WebSocket-Key and
+// Sec-WebSocket-Version "MUST NOT appear more than once in an HTTP request".
+const REQUEST_SINGLETONS = [
+  "host",
+  "sec-websocket-key",
+  "sec-websocket-version",
+];
+// RFC 6455 §11.3.3 and §11.3.4: Sec-WebSocket-Accept and
+// Sec-WebSocket-Protocol "MUST NOT appear more than once in an HTTP response".
+const RESPONSE_SINGLETONS = ["sec-websocket-accept", "sec-websocket-protocol"];
+
+// A Map, not an object literal: a field named "constructor" must not find
+// Object's constructor.
+const CANONICAL_NAMES = new Map([
+  ["sec-websocket-key", "Sec-WebSocket-Key"],
+  ["sec-websocket-version", "Sec-WebSocket-Version"],
+  ["sec-websocket-accept", "Sec-WebSocket-Accept"],
+  ["sec-websocket-protocol", "Sec-WebSocket-Protocol"],
+  ["sec-websocket-extensions", "Sec-WebSocket-Extensions"],
+]);
+
+const ENCODER = new TextEncoder();
+
+function _encode(text: string): Uint8Array {
+  return ENCODER.encode(text);
+}
+
+function _limits(limits: Partial<HeadLimits> | undefined): HeadLimits {
+  const merged = { ...DEFAULT_HEAD_LIMITS, ...limits };
+  for (const [name, value] of Object.entries(merged)) {
+    if (!Number.isSafeInteger(value) || value <= 0) {
+      throw new RangeError(
+        `Invalid ${name} ${value}: must be a positive integer`,
+      );
+    }
+  }
+  return merged;
+}
+
+/** Each byte becomes the char with the same code, so nothing can throw. */
+function _latin1(bytes: Uint8Array): string {
+  let text = "";
+  for (let i = 0; i < bytes.length; i += 8192) {
+    text += String.fromCharCode(...bytes.subarray(i, i + 8192));
+  }
+  return text;
+}
+
+/** A value for an error message: bare when short and printable, else quoted. */
+function _show(value: string): string {
+  const short = value.length > 64 ? value.slice(0, 64) : value;
+  const more = short === value ? "" : "...";
+  return /^[\x21-\x7e]*$/.test(short) && short !== ""
+    ? short + more
+    : JSON.stringify(short) + more;
+}
+
+/**
+ * Strips optional whitespace (SP, HTAB) from both ends. A loop, not
+ * `replace(/[ \t]+$/)`, which backtracks quadratically on a long run of
+ * spaces inside a value.
+ */
+function _trimOWS(text: string): string {
+  let start = 0;
+  let end = text.length;
+  while (start < end && (text[start] === " " || text[start] === "\t")) start++;
+  while (end > start && (text[end - 1] === " " || text[end - 1] === "\t")) {
+    end--;
+  }
+  return text.slice(start, end);
+}
+
+function _describeChar(char: string): string {
+  const code = char.charCodeAt(0);
+  const hex = `0x${code.toString(16).toUpperCase().padStart(2, "0")}`;
+  if (char === " " || char === "\t") return `whitespace (${hex})`;
+  if (code < 0x20 || code === 0x7f) return `control character ${hex}`;
+  if (code > 0x7e) return `non-ASCII character ${hex}`;
+  return `character "${char}"`;
+}
+
+function _parseHead(
+  head: Uint8Array,
+  limits: HeadLimits,
+  response: boolean,
+  singletons: readonly string[],
+): { startLine: string; headers: Headers } {
+  const fail = (message: string, status: number) =>
+    new HandshakeError(
+      response ? `Invalid HTTP response: ${message}` : message,
+      response ? 0 : status,
+    );
+  if (head.length > limits.maxHeadSize) {
+    throw fail(`HTTP head exceeds ${limits.maxHeadSize} bytes`, 431);
+  }
+  let text = _latin1(head);
+  if (text.endsWith("\r\n\r\n")) text = text.slice(0, -4);
+  else if (text.endsWith("\r\n")) text = text.slice(0, -2);
+  const lines = text.split("\r\n");
+  if (lines.length - 1 > limits.maxHeaderCount) {
+    throw fail(
+      `HTTP head has more than ${limits.maxHeaderCount} header fields`,
+      431,
+    );
+  }
+  const headers = new Headers();
+  const seen = new Set<string>();
+  for (const [index, line] of lines.entries()) {
+    const number = index + 1;
+    if (line.length > limits.maxLineLength) {
+      throw fail(
+        `HTTP head line ${number} exceeds ${limits.maxLineLength} bytes`,
+        431,
+      );
+    }
+    // RFC 9112 §2.2: "A recipient of such a bare CR MUST consider that
+    // element to be invalid or replace each bare CR with SP"; we also refuse
+    // bare LF, which the same section only permits recipients to accept.
+    const bare = line.search(/[\r\n]/);
+    if (bare !== -1) {
+      throw fail(
+        `Bare ${
+          line[bare] === "\r" ? "CR" : "LF"
+        } in line ${number} of the HTTP head; lines must end with CRLF`,
+        400,
+      );
+    }
+    if (index === 0) continue;
+    if (line === "") {
+      throw fail(`Empty line ${number} inside the HTTP head`, 400);
+    }
+    // RFC 9112 §5.2: "A server that receives an obs-fold in a request
+    // message ... MUST either reject the message by sending a 400 (Bad
+    // Request) ... or replace each received obs-fold with one or more SP
+    // octets". §2.2 likewise lets us reject whitespace before the first field.
+    if (line[0] === " " || line[0] === "\t") {
+      throw fail(
+        `Obsolete line folding (a line starting with whitespace) in line ${number} is not accepted`,
+        400,
+      );
+    }
+    const colon = line.indexOf(":");
+    if (colon === -1) {
+      throw fail(`Header line ${number} has no colon: ${_show(line)}`, 400);
+    }
+    const name = line.slice(0, colon);
+    if (!TOKEN.test(name)) {
+      if (name === "") {
+        throw fail(`Header line ${number} has an empty field name`, 400);
+      }
+      // RFC 9112 §5.1: "No whitespace is allowed between the field name and
+      // colon. ... A server MUST reject, with a response status code of 400
+      // (Bad Request), any received request message that contains whitespace
+      // between a header field name and colon."
+      const char = /[^!#$%&'*+\-.^_`|~0-9A-Za-z]/.exec(name)![0];
+      throw fail(
+        `Invalid header field name ${_show(name)} in line ${number}: ${
+          _describeChar(char)
+        }${colon === name.trimEnd().length ? "" : " before the colon"}`,
+        400,
+      );
+    }
+    // RFC 9112 §5.1: "field-line = field-name ":" OWS field-value OWS"
+    const value = _trimOWS(line.slice(colon + 1));
+    const control = CONTROL.exec(value);
+    if (control !== null) {
+      throw fail(
+        `Invalid value for header ${name} in line ${number}: ${
+          _describeChar(control[0])
+        }`,
+        400,
+      );
+    }
+    const lower = name.toLowerCase();
+    if (seen.has(lower) && singletons.includes(lower)) {
+      throw fail(`Header ${_canonical(lower)} appears more than once`, 400);
+    }
+    seen.add(lower);
+    headers.append(name, value);
+  }
+  return { startLine: lines[0]!, headers };
+}
+
+function _checkVersion(version: string): void {
+  if (!VERSION.test(version)) {
+    throw new TypeError(
+      `Invalid HTTP version ${_show(version)}: expected HTTP/d.d`,
+    );
+  }
+}
+
+function _canonical(name: string): string {
+  return CANONICAL_NAMES.get(name) ??
+    name.replace(/(^|-)([a-z])/g, (_, dash, char) => dash + char.toUpperCase());
+}
+
+function _writeFields(headers: Headers): string {
+  let text = "";
+  for (const [name, value] of headers) {
+    if (!TOKEN.test(name)) {
+      throw new TypeError(`Invalid header field name ${_show(name)}`);
+    }
+    if (CONTROL.test(value)) {
+      throw new TypeError(
+        `Invalid value for header ${name}: CR, LF, NUL and other control characters could inject header lines`,
+      );
+    }
+    text += `${_canonical(name.toLowerCase())}: ${value}\r\n`;
+  }
+  return text;
+}
