@@ -1,0 +1,593 @@
+/**
+ * The WebSocket protocol as a Sans-I/O state machine (RFC 6455 §5–§7).
+ *
+ * A {@link Protocol} is fed the bytes received ({@link Protocol.receive}) and
+ * the end of the stream ({@link Protocol.receiveEof}); it reports what
+ * happened to a {@link ProtocolHandler}: whole messages, pings, pongs, the
+ * peer's close, and every byte it wants sent, in order. It answers pings,
+ * echoes the close frame, reassembles fragments, checks UTF-8 as bytes arrive
+ * and enforces the size limits. It never touches a socket or a clock and
+ * never awaits: the connection layer drives it and owns the timers.
+ *
+ * @module
+ */
+
+import {
+  decodeClosePayload,
+  DEFAULT_CLOSE_REASONS,
+  encodeClosePayload,
+} from "./close.ts";
+import { ConnectionClosedError, ProtocolError } from "./errors.ts";
+import {
+  FrameDecoder,
+  type FrameHeader,
+  frameHeaderSize,
+  Opcode,
+  writeFrameHeader,
+} from "./frame.ts";
+import { applyMask, randomMaskSource } from "./mask.ts";
+import { decodeUtf8, Utf8Decoder } from "./utf8.ts";
+
+/**
+ * Which end of the connection we are. A client masks what it sends and
+ * refuses masked frames; a server the reverse (RFC 6455 §5.1).
+ *
+ * @example
+ * ```ts
+ * import type { Role } from "@wsstream/wsstream";
+ * const role: Role = "server";
+ * ```
+ */
+export type Role = "client" | "server";
+
+/**
+ * Where the protocol stands. `open`: messages flow both ways; `closing`: we
+ * sent a close frame and wait for the peer's; `closed`: both close frames
+ * were exchanged, or the connection failed.
+ *
+ * @example
+ * ```ts
+ * import type { ProtocolState } from "@wsstream/wsstream";
+ * const state: ProtocolState = "open";
+ * ```
+ */
+export type ProtocolState = "open" | "closing" | "closed";
+
+/**
+ * A message: text as a string, binary as bytes.
+ *
+ * @example
+ * ```ts
+ * import type { Message } from "@wsstream/wsstream";
+ * const messages: Message[] = ["hello", new Uint8Array([1, 2, 3])];
+ * ```
+ */
+export type Message = string | Uint8Array;
+
+/** Default for {@link ProtocolOptions.maxMessageSize}: 16 MiB. */
+export const DEFAULT_MAX_MESSAGE_SIZE = 16 * 1024 * 1024;
+/**
+ * Default for {@link ProtocolOptions.maxFragments}: 2^17, room for the
+ * 4 MiB message in 64-byte fragments that Autobahn's case 9.3.1 sends.
+ */
+export const DEFAULT_MAX_FRAGMENTS = 131_072;
+
+/**
+ * Options for a {@link Protocol}.
+ *
+ * @example
+ * ```ts
+ * import type { ProtocolOptions } from "@wsstream/wsstream";
+ * const options: ProtocolOptions = { role: "client", maxMessageSize: 1 << 20 };
+ * ```
+ */
+export interface ProtocolOptions {
+  /** Our end of the connection. */
+  role: Role;
+  /**
+   * The largest message accepted, in bytes (default 16 MiB). A frame that
+   * would take a message past it fails the connection with 1009 as soon as
+   * its header arrives, before any of it is buffered.
+   */
+  maxMessageSize?: number | undefined;
+  /** The most frames one message may come in (default 131 072); more fail with 1009. */
+  maxFragments?: number | undefined;
+  /** RSV bits a negotiated extension uses (RSV1 = 4); without one, any RSV bit fails with 1002. */
+  allowedRsv?: number | undefined;
+  /** Where masking keys come from (client only): 4 bytes per call. For tests. */
+  maskSource?: (() => Uint8Array) | undefined;
+}
+
+/**
+ * Receives what a {@link Protocol} reports. Calls happen synchronously inside
+ * the protocol's methods.
+ *
+ * @example
+ * ```ts
+ * import type { ProtocolHandler } from "@wsstream/wsstream";
+ * const sent: Uint8Array[] = [];
+ * const handler: ProtocolHandler = {
+ *   message(data) { console.log("message", data); },
+ *   ping() {},
+ *   pong() {},
+ *   close(code, reason) { console.log("peer closed", code, reason); },
+ *   send(bytes) { sent.push(bytes); },
+ * };
+ * ```
+ */
+export interface ProtocolHandler {
+  /** A whole message arrived. */
+  message(data: Message): void;
+  /** A ping arrived (already answered with a pong). */
+  ping(payload: Uint8Array): void;
+  /** A pong arrived. */
+  pong(payload: Uint8Array): void;
+  /**
+   * The peer's close frame arrived (code 1005 when it carried none). If we had
+   * not sent one, the echo has already been sent.
+   */
+  close(code: number, reason: string): void;
+  /** Bytes to send to the peer, in order. Never called with an empty array. */
+  send(bytes: Uint8Array): void;
+}
+
+const encoder = new TextEncoder();
+/** Strings longer than this are encoded separately rather than straight into the frame. */
+const INLINE_TEXT_LIMIT = 64 * 1024;
+/** Payloads at least this big go out as header + payload without a copy (unmasked only). */
+const ZERO_COPY_LIMIT = 16 * 1024;
+
+/**
+ * The WebSocket protocol state machine for one connection: bytes in, events
+ * and bytes out.
+ *
+ * @example A server receiving a masked "Hello" and answering
+ * ```ts
+ * import { Protocol } from "@wsstream/wsstream";
+ * import assert from "node:assert/strict";
+ *
+ * const received: unknown[] = [];
+ * const sent: Uint8Array[] = [];
+ * const protocol = new Protocol({ role: "server" }, {
+ *   message: (data) => received.push(data),
+ *   ping() {},
+ *   pong() {},
+ *   close() {},
+ *   send: (bytes) => sent.push(bytes),
+ * });
+ * protocol.receive(new Uint8Array([0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]));
+ * assert.deepEqual(received, ["Hello"]);
+ * protocol.sendMessage("Hi");
+ * assert.deepEqual([...sent[0]!], [0x81, 0x02, 0x48, 0x69]);
+ * ```
+ */
+export class Protocol {
+  readonly role: Role;
+  readonly #handler: ProtocolHandler;
+  readonly #decoder: FrameDecoder;
+  readonly #maxMessageSize: number;
+  readonly #maxFragments: number;
+  readonly #nextMask: (() => Uint8Array) | null;
+  #state: ProtocolState = "open";
+  #closeReceived = false;
+  #closeSent = false;
+  #failure: ProtocolError | null = null;
+
+  // The incoming message being assembled.
+  #messageOpcode = 0; // 0: none in progress
+  #messageSize = 0;
+  #fragments = 0;
+  #parts: Uint8Array[] = [];
+  #text: Utf8Decoder | null = null;
+  // The frame being received.
+  #frameOpcode = 0;
+  #frameFin = false;
+  #frameLength = 0;
+  #frameParts = 0;
+  #control: Uint8Array[] = [];
+
+  // The outgoing fragmented message, if one is being sent.
+  #sendingOpcode = 0;
+
+  /**
+   * Makes the state machine for one connection, open.
+   *
+   * @param options Role and limits.
+   * @param handler Where events and outgoing bytes go.
+   */
+  constructor(options: ProtocolOptions, handler: ProtocolHandler) {
+    this.role = options.role;
+    this.#handler = handler;
+    this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.#maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
+    this.#nextMask = options.role === "client"
+      ? options.maskSource ?? randomMaskSource()
+      : null;
+    this.#decoder = new FrameDecoder({
+      frameStart: (header) => this.#frameStart(header),
+      framePayload: (chunk) => this.#framePayload(chunk),
+      frameEnd: () => this.#frameEnd(),
+    }, {
+      masked: options.role === "server",
+      allowedRsv: options.allowedRsv ?? 0,
+    });
+  }
+
+  /** Where the protocol stands. */
+  get state(): ProtocolState {
+    return this.#state;
+  }
+
+  /** Whether the peer's close frame has arrived. */
+  get closeReceived(): boolean {
+    return this.#closeReceived;
+  }
+
+  /** Whether we have sent a close frame. */
+  get closeSent(): boolean {
+    return this.#closeSent;
+  }
+
+  /** The protocol error that failed the connection, if one did. */
+  get failure(): ProtocolError | null {
+    return this.#failure;
+  }
+
+  /**
+   * Feeds bytes received from the peer. Bytes after the peer's close frame are
+   * ignored (RFC 6455 §5.5.1: after a close frame the peer sends nothing).
+   *
+   * On a protocol violation, sends a close frame with the violation's code
+   * (RFC 6455 §7.1.7, "Fail the WebSocket Connection"), moves to `closed`,
+   * and throws the `ProtocolError`; the caller should then close the socket.
+   *
+   * @param chunk The bytes; payloads are unmasked in place.
+   * @throws {ProtocolError} when the peer broke the protocol.
+   */
+  receive(chunk: Uint8Array): void {
+    if (this.#closeReceived || this.#failure !== null) return;
+    try {
+      this.#decoder.push(chunk);
+    } catch (error) {
+      if (this.#closeReceived) return;
+      if (!(error instanceof ProtocolError)) throw error;
+      this.#fail(error);
+      throw error;
+    }
+  }
+
+  /**
+   * Tells the protocol the byte stream ended. Returns whether that was a
+   * clean end: the close handshake had completed, or at least the peer's
+   * close frame had arrived. Otherwise the connection closed abnormally
+   * (reported as 1006).
+   *
+   * @returns `true` for a clean end.
+   */
+  receiveEof(): boolean {
+    const clean = this.#closeReceived;
+    this.#state = "closed";
+    this.#resetMessage();
+    return clean;
+  }
+
+  /**
+   * Sends a whole message in one frame: a string as text, bytes as binary.
+   *
+   * @param data The message.
+   * @throws {ConnectionClosedError} if a close frame was sent or received.
+   * @throws {TypeError} while a fragmented message is being sent.
+   */
+  sendMessage(data: Message): void {
+    this.#checkCanSend();
+    if (this.#sendingOpcode !== 0) {
+      throw new TypeError(
+        "Cannot send a message while a fragmented message is being sent",
+      );
+    }
+    if (typeof data === "string") this.#sendText(data, Opcode.Text, true);
+    else this.#sendFrame(true, Opcode.Binary, data);
+  }
+
+  /**
+   * Sends one fragment of a message (RFC 6455 §5.4). The first fragment's
+   * type (text or binary) sets the message's type; later ones must match.
+   * The last has `fin` set. Control frames may go out between fragments.
+   *
+   * @param data The fragment: a string for text, bytes for binary. For text,
+   * a fragment boundary may fall inside a character only when bytes are given.
+   * @param fin Whether this is the message's last fragment.
+   * @param type The message type, when it cannot be told from `data`.
+   * @throws {ConnectionClosedError} if a close frame was sent or received.
+   * @throws {TypeError} if the type differs from the message's.
+   */
+  sendFragment(
+    data: Message,
+    fin: boolean,
+    type: "text" | "binary" = typeof data === "string" ? "text" : "binary",
+  ): void {
+    this.#checkCanSend();
+    const opcode = type === "text" ? Opcode.Text : Opcode.Binary;
+    if (this.#sendingOpcode !== 0 && this.#sendingOpcode !== opcode) {
+      throw new TypeError(
+        `Cannot send a ${type} fragment inside a ${
+          type === "text" ? "binary" : "text"
+        } message`,
+      );
+    }
+    const frameOpcode = this.#sendingOpcode === 0
+      ? opcode
+      : Opcode.Continuation;
+    this.#sendingOpcode = fin ? 0 : opcode;
+    if (typeof data === "string") this.#sendText(data, frameOpcode, fin);
+    else this.#sendFrame(fin, frameOpcode, data);
+  }
+
+  /**
+   * Sends a ping.
+   *
+   * @param payload Up to 125 bytes (RFC 6455 §5.5).
+   * @throws {RangeError} for a payload over 125 bytes.
+   * @throws {ConnectionClosedError} if a close frame was sent or received.
+   */
+  ping(payload: Uint8Array = new Uint8Array(0)): void {
+    this.#sendControl(Opcode.Ping, payload);
+  }
+
+  /**
+   * Sends an unsolicited pong (RFC 6455 §5.5.3: a unidirectional heartbeat).
+   *
+   * @param payload Up to 125 bytes.
+   * @throws {RangeError} for a payload over 125 bytes.
+   * @throws {ConnectionClosedError} if a close frame was sent or received.
+   */
+  pong(payload: Uint8Array = new Uint8Array(0)): void {
+    this.#sendControl(Opcode.Pong, payload);
+  }
+
+  /**
+   * Starts the close handshake by sending a close frame; when the peer's
+   * close already arrived this does nothing (its echo was sent). Without a
+   * reason, a known code gets its default reason.
+   *
+   * @param code The close code (omit for a close frame without a code).
+   * @param reason The reason, at most 123 bytes of UTF-8.
+   * @returns Whether a close frame was sent.
+   * @throws {RangeError} for a code that may not be sent or a reason that is too long.
+   */
+  close(code?: number, reason?: string): boolean {
+    const payload = encodeClosePayload(
+      code,
+      reason ?? (code === undefined ? "" : DEFAULT_CLOSE_REASONS[code] ?? ""),
+    );
+    if (this.#closeSent || this.#closeReceived || this.#state === "closed") {
+      return false;
+    }
+    this.#closeSent = true;
+    this.#state = "closing";
+    this.#sendFrame(true, Opcode.Close, payload);
+    return true;
+  }
+
+  #checkCanSend(): void {
+    if (this.#state !== "open") {
+      throw new ConnectionClosedError(
+        `Cannot send on a ${this.#state} connection`,
+        { code: 1006, reason: "", wasClean: false },
+      );
+    }
+  }
+
+  #sendControl(opcode: number, payload: Uint8Array): void {
+    if (payload.length > 125) {
+      throw new RangeError(
+        `Control frame payload is ${payload.length} bytes; at most 125 are allowed`,
+      );
+    }
+    this.#checkCanSend();
+    this.#sendFrame(true, opcode, payload);
+  }
+
+  /** Frames bytes; large unmasked payloads go out as a separate view, uncopied. */
+  #sendFrame(fin: boolean, opcode: number, payload: Uint8Array): void {
+    const length = payload.length;
+    const key = this.#nextMask === null ? null : this.#nextMask();
+    const headerSize = frameHeaderSize(length, key !== null);
+    if (key === null && length >= ZERO_COPY_LIMIT) {
+      const header = new Uint8Array(headerSize);
+      writeFrameHeader(header, 0, fin, 0, opcode, length, null);
+      this.#handler.send(header);
+      this.#handler.send(payload);
+      return;
+    }
+    const out = new Uint8Array(headerSize + length);
+    writeFrameHeader(out, 0, fin, 0, opcode, length, key);
+    out.set(payload, headerSize);
+    if (key !== null && length > 0) applyMask(out.subarray(headerSize), key);
+    this.#handler.send(out);
+  }
+
+  /** Frames text, encoding it straight into the frame buffer when it is small. */
+  #sendText(text: string, opcode: number, fin: boolean): void {
+    if (text.length > INLINE_TEXT_LIMIT) {
+      this.#sendFrame(fin, opcode, encoder.encode(text));
+      return;
+    }
+    const key = this.#nextMask === null ? null : this.#nextMask();
+    const most = text.length * 3;
+    const room = frameHeaderSize(most, key !== null);
+    const out = new Uint8Array(room + most);
+    const length = encoder.encodeInto(text, out.subarray(room)).written;
+    const start = room - frameHeaderSize(length, key !== null);
+    writeFrameHeader(out, start, fin, 0, opcode, length, key);
+    if (key !== null && length > 0) {
+      applyMask(out.subarray(room, room + length), key);
+    }
+    this.#handler.send(out.subarray(start, room + length));
+  }
+
+  #fail(error: ProtocolError): void {
+    this.#failure = error;
+    this.#resetMessage();
+    if (!this.#closeSent) {
+      this.#closeSent = true;
+      this.#sendFrame(true, Opcode.Close, encodeClosePayload(error.closeCode));
+    }
+    this.#state = "closed";
+  }
+
+  #resetMessage(): void {
+    this.#messageOpcode = 0;
+    this.#messageSize = 0;
+    this.#fragments = 0;
+    this.#parts = [];
+    this.#text?.reset();
+  }
+
+  #frameStart(header: FrameHeader): void {
+    const opcode = header.opcode;
+    this.#frameOpcode = opcode;
+    this.#frameFin = header.fin;
+    this.#frameLength = header.length;
+    this.#frameParts = 0;
+    if (opcode >= 8) {
+      this.#control = [];
+      return;
+    }
+    if (opcode === Opcode.Continuation) {
+      if (this.#messageOpcode === 0) {
+        throw new ProtocolError(
+          "Continuation frame without a message to continue",
+          1002,
+        );
+      }
+    } else if (this.#messageOpcode !== 0) {
+      throw new ProtocolError(
+        "New data frame inside a fragmented message (expected a continuation)",
+        1002,
+      );
+    } else {
+      this.#messageOpcode = opcode;
+      this.#messageSize = 0;
+      this.#fragments = 0;
+    }
+    // Check the limits on the header, before buffering any of the payload.
+    if (this.#messageSize + header.length > this.#maxMessageSize) {
+      throw new ProtocolError(
+        `Message over the ${this.#maxMessageSize}-byte limit`,
+        1009,
+      );
+    }
+    if (++this.#fragments > this.#maxFragments) {
+      throw new ProtocolError(
+        `Message in over ${this.#maxFragments} fragments`,
+        1009,
+      );
+    }
+    this.#messageSize += header.length;
+  }
+
+  #framePayload(chunk: Uint8Array): void {
+    if (this.#closeReceived) return;
+    this.#frameParts++;
+    if (this.#frameOpcode >= 8) {
+      this.#control.push(chunk);
+      return;
+    }
+    if (this.#messageOpcode === Opcode.Text) {
+      // A text message in one frame that arrived whole is decoded at its end,
+      // in one call; anything else is checked as it arrives, to fail fast.
+      if (
+        this.#fragments === 1 && this.#frameFin &&
+        chunk.length === this.#frameLength
+      ) {
+        this.#parts.push(chunk);
+        return;
+      }
+      this.#text ??= new Utf8Decoder();
+      this.#text.push(chunk);
+      return;
+    }
+    this.#parts.push(chunk);
+  }
+
+  #frameEnd(): void {
+    if (this.#closeReceived) return;
+    const opcode = this.#frameOpcode;
+    if (opcode >= 8) {
+      this.#controlFrame(opcode, concat(this.#control, this.#frameLength));
+      this.#control = [];
+      return;
+    }
+    if (!this.#frameFin) return;
+    let message: Message;
+    if (this.#messageOpcode === Opcode.Text) {
+      if (this.#parts.length === 1) {
+        message = decodeUtf8(this.#parts[0]!);
+      } else {
+        // Every other text message went through the incremental decoder (or
+        // had no payload at all, which `end()` on a fresh decoder gives as "").
+        this.#text ??= new Utf8Decoder();
+        message = this.#text.end();
+      }
+    } else if (this.#parts.length === 1) {
+      message = ownedView(this.#parts[0]!);
+    } else {
+      message = concat(this.#parts, this.#messageSize);
+    }
+    this.#messageOpcode = 0;
+    this.#messageSize = 0;
+    this.#fragments = 0;
+    this.#parts = [];
+    this.#handler.message(message);
+  }
+
+  #controlFrame(opcode: number, payload: Uint8Array): void {
+    if (opcode === Opcode.Ping) {
+      // §5.5.2: "Upon receipt of a Ping frame, an endpoint MUST send a Pong
+      // frame in response, unless it already received a Close frame." After
+      // we sent our close, we send nothing more (§5.5.1).
+      if (!this.#closeSent) this.#sendFrame(true, Opcode.Pong, payload);
+      this.#handler.ping(payload);
+    } else if (opcode === Opcode.Pong) {
+      this.#handler.pong(payload);
+    } else {
+      const { code, reason } = decodeClosePayload(payload);
+      this.#closeReceived = true;
+      this.#resetMessage();
+      if (!this.#closeSent) {
+        // §5.5.1: "it MUST send a Close frame in response … typically echoing
+        // the status code it received."
+        this.#closeSent = true;
+        this.#sendFrame(
+          true,
+          Opcode.Close,
+          code === 1005 ? new Uint8Array(0) : encodeClosePayload(code),
+        );
+      }
+      this.#state = "closed";
+      this.#handler.close(code, reason);
+    }
+  }
+}
+
+/** Joins chunks into one new buffer of `size` bytes. */
+function concat(parts: Uint8Array[], size: number): Uint8Array {
+  if (parts.length === 1) return parts[0]!.slice();
+  const out = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    out.set(part, at);
+    at += part.length;
+  }
+  return out;
+}
+
+/**
+ * A view handed to the application must not pin a much larger buffer (a
+ * socket read buffer holding many small messages): copy when it is small
+ * next to its buffer.
+ */
+function ownedView(view: Uint8Array): Uint8Array {
+  return view.length * 2 >= view.buffer.byteLength ? view : view.slice();
+}
