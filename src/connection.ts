@@ -1,0 +1,972 @@
+/**
+ * The public connection: message streams over the protocol and a transport,
+ * with the timers the protocol leaves out (keepalive, close deadline).
+ *
+ * Data flow: transport bytes are read only when `readable` has room, fed to
+ * the {@link Protocol}, and its messages enqueued; everything sent
+ * (application messages, and the protocol's pongs and close frames) goes
+ * through one writer of the transport, in order.
+ *
+ * @module
+ */
+
+import { DEFAULT_CLOSE_REASONS } from "./close.ts";
+import { ConnectionClosedError, ProtocolError } from "./errors.ts";
+import type { ExtensionOffer } from "./handshake.ts";
+import { type Message, Protocol, type Role } from "./protocol.ts";
+import type { Address } from "./transport.ts";
+import { Utf8Decoder } from "./utf8.ts";
+
+/**
+ * How a connection ended. `code` 1005 means the peer's close frame had no
+ * code; 1006 that the connection ended without a close handshake.
+ *
+ * @example
+ * ```ts
+ * import type { CloseInfo } from "@wsstream/wsstream";
+ * const info: CloseInfo = { code: 1000, reason: "", wasClean: true };
+ * ```
+ */
+export interface CloseInfo {
+  /** The close code. */
+  code: number;
+  /** The close reason. */
+  reason: string;
+  /** Whether the close handshake completed. */
+  wasClean: boolean;
+}
+
+/**
+ * The connection's life: `open` (messages flow), `closing` (a close frame
+ * was sent, the handshake is under way), `closed`. `connecting` is the state
+ * of a server-side upgrade whose handshake has not finished.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectionState } from "@wsstream/wsstream";
+ * const state: ConnectionState = "open";
+ * ```
+ */
+export type ConnectionState = "connecting" | "open" | "closing" | "closed";
+
+/**
+ * What can be sent: a string (text), bytes (binary), or a stream or async
+ * iterable of chunks, sent as a fragmented message without buffering it whole
+ * (strings make it a text message, bytes a binary one).
+ *
+ * @example
+ * ```ts
+ * import type { Sendable } from "@wsstream/wsstream";
+ * const messages: Sendable[] = ["hi", new Uint8Array([1]), ReadableStream.from(["a", "b"])];
+ * ```
+ */
+export type Sendable =
+  | string
+  | ArrayBuffer
+  | ArrayBufferView
+  | ReadableStream<Uint8Array | string>
+  | AsyncIterable<Uint8Array | string>;
+
+/**
+ * Keepalive: ping every `interval` ms; if no pong comes within `timeout` ms,
+ * drop the connection (reported locally as 1006).
+ *
+ * @example
+ * ```ts
+ * import type { KeepaliveOptions } from "@wsstream/wsstream";
+ * const keepalive: KeepaliveOptions = { interval: 30_000, timeout: 30_000 };
+ * ```
+ */
+export interface KeepaliveOptions {
+  /** Milliseconds between pings. */
+  interval: number;
+  /** Milliseconds to wait for the pong (default: `interval`). */
+  timeout?: number | undefined;
+}
+
+/**
+ * Options that shape a connection, shared by `takeover`, `connect` and
+ * `serve`.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectionOptions } from "@wsstream/wsstream";
+ * const options: ConnectionOptions = {
+ *   maxMessageSize: 1 << 20,
+ *   keepalive: { interval: 10_000 },
+ *   onPing: (payload) => console.log("ping", payload),
+ * };
+ * ```
+ */
+export interface ConnectionOptions {
+  /** The largest message accepted, in bytes (default 16 MiB); larger fail with 1009. */
+  maxMessageSize?: number | undefined;
+  /** The most frames one message may come in (default 131 072). */
+  maxFragments?: number | undefined;
+  /**
+   * Ping the peer every `interval` ms and drop it when no pong comes within
+   * `timeout`. `false` turns it off. Default: on at 30 s for servers, off for
+   * clients (as in tcllib's websocket).
+   */
+  keepalive?: KeepaliveOptions | false | undefined;
+  /**
+   * How long to wait for the close handshake to finish after sending or
+   * receiving a close frame, in ms, before dropping the socket (default 10 000).
+   */
+  closeTimeout?: number | undefined;
+  /** How many received messages to queue before reading pauses (default 16). */
+  highWaterMark?: number | undefined;
+  /** Called with each ping received (it has already been answered). */
+  onPing?: ((payload: Uint8Array) => void) | undefined;
+  /** Called with each pong received. */
+  onPong?: ((payload: Uint8Array) => void) | undefined;
+  /** Where client masking keys come from; for tests. */
+  maskSource?: (() => Uint8Array) | undefined;
+}
+
+/**
+ * Everything `takeover` needs to know beyond the byte stream.
+ *
+ * @example
+ * ```ts
+ * import type { TakeoverOptions } from "@wsstream/wsstream";
+ * const options: TakeoverOptions = { role: "server", protocol: "chat" };
+ * ```
+ */
+export interface TakeoverOptions extends ConnectionOptions {
+  /** Our end: `client` masks what it sends, `server` expects masked frames. */
+  role: Role;
+  /** Bytes already read past the handshake: the first frames. */
+  head?: Uint8Array | undefined;
+  /** The subprotocol agreed in the handshake ("" for none). */
+  protocol?: string | undefined;
+  /** The extensions agreed in the handshake. */
+  extensions?: ExtensionOffer[] | undefined;
+  /** The request path (and query) of the handshake. */
+  path?: string | undefined;
+}
+
+/**
+ * A byte stream to run a connection over: any readable/writable pair, with
+ * `close()` and addresses when it is a socket.
+ *
+ * @example
+ * ```ts
+ * import type { ByteStream } from "@wsstream/wsstream";
+ * const pipe = new TransformStream<Uint8Array, Uint8Array>();
+ * const stream: ByteStream = { readable: pipe.readable, writable: pipe.writable };
+ * ```
+ */
+export interface ByteStream {
+  /** Bytes from the peer. */
+  readable: ReadableStream<Uint8Array>;
+  /** Bytes to the peer. */
+  writable: WritableStream<Uint8Array>;
+  /** Drops the underlying connection at once. */
+  close?: (() => void) | undefined;
+  /** The local address, if any. */
+  localAddr?: Address | null | undefined;
+  /** The peer's address, if any. */
+  remoteAddr?: Address | null | undefined;
+}
+
+/**
+ * A snapshot of a connection's state and counters.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectionInfo } from "@wsstream/wsstream";
+ * function describe(info: ConnectionInfo): string {
+ *   return `${info.role} ${info.state} ${info.remoteAddr?.hostname}:${info.remoteAddr?.port}`;
+ * }
+ * ```
+ */
+export interface ConnectionInfo {
+  /** `client` or `server`. */
+  role: Role;
+  /** Where the connection stands. */
+  state: ConnectionState;
+  /** Our address, if on a socket. */
+  localAddr: Address | null;
+  /** The peer's address, if on a socket. */
+  remoteAddr: Address | null;
+  /** The agreed subprotocol ("" for none). */
+  protocol: string;
+  /** The agreed extensions. */
+  extensions: ExtensionOffer[];
+  /** The request path and query of the handshake. */
+  path: string;
+  /** Bytes received, frame headers included. */
+  bytesReceived: number;
+  /** Bytes sent, frame headers included. */
+  bytesSent: number;
+  /** Whole messages received. */
+  messagesReceived: number;
+  /** Whole messages sent. */
+  messagesSent: number;
+}
+
+/** Options for {@link WebSocketConnection.send}. */
+export interface SendOptions {
+  /**
+   * `false` sends this as a fragment of a message that continues with the
+   * next `send` (tcllib's `send … final=false`); the last fragment has
+   * `fin: true` (the default).
+   */
+  fin?: boolean | undefined;
+  /** Send bytes as text (they must be UTF-8), or a string as binary (its UTF-8). */
+  type?: "text" | "binary" | undefined;
+}
+
+const DEFAULT_CLOSE_TIMEOUT = 10_000;
+const SERVER_KEEPALIVE: KeepaliveOptions = { interval: 30_000 };
+const encoder = new TextEncoder();
+
+interface PendingPing {
+  payload: Uint8Array;
+  started: number;
+  resolve: (rtt: number) => void;
+  reject: (error: unknown) => void;
+}
+
+/**
+ * One WebSocket connection, either end: a `ReadableStream` of the messages
+ * received and a `WritableStream` of the messages to send.
+ *
+ * You must keep reading `readable` (or cancel it): the connection reads the
+ * socket only while `readable` has room, so that a slow reader slows the
+ * peer down instead of filling memory, and pings, pongs and close frames are
+ * read in turn with messages.
+ *
+ * @example Echo every message back
+ * ```ts
+ * import { type WebSocketConnection } from "@wsstream/wsstream";
+ *
+ * async function echo(connection: WebSocketConnection) {
+ *   for await (const message of connection.readable) {
+ *     await connection.send(message);
+ *   }
+ * }
+ * ```
+ */
+export class WebSocketConnection {
+  /** The messages received: text as `string`, binary as `Uint8Array`. */
+  readonly readable: ReadableStream<Message>;
+  /** The messages to send; closing it closes the connection (code 1000). */
+  readonly writable: WritableStream<Sendable>;
+  /** Resolves (never rejects) with how the connection ended. */
+  readonly closed: Promise<CloseInfo>;
+
+  readonly #protocol: Protocol;
+  readonly #stream: ByteStream;
+  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
+  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  readonly #options: TakeoverOptions;
+  readonly #closeTimeout: number;
+  #controller!: ReadableStreamDefaultController<Message>;
+  #resolveClosed!: (info: CloseInfo) => void;
+  #state: ConnectionState = "open";
+  #closeInfo: CloseInfo | null = null;
+  #head: Uint8Array | null;
+  #reading: Promise<void> | null = null;
+  #readableDone = false;
+  #draining = false;
+  #overflowBytes = 0;
+  #enqueued = 0;
+  #sendTail: Promise<void> = Promise.resolve();
+  #writeError: unknown = null;
+  #pings: PendingPing[] = [];
+  #pingCounter = 0;
+  #closeTimer: ReturnType<typeof setTimeout> | undefined;
+  #keepaliveTimer: ReturnType<typeof setTimeout> | undefined;
+  #outgoingText: Utf8Decoder | null = null;
+  #bytesReceived = 0;
+  #bytesSent = 0;
+  #messagesReceived = 0;
+  #messagesSent = 0;
+
+  /**
+   * Runs a WebSocket connection over a byte stream whose handshake is done.
+   * Prefer {@link takeover}, `connect` or `serve`.
+   *
+   * @param stream The byte stream.
+   * @param options Role, negotiated values, limits and hooks.
+   */
+  constructor(stream: ByteStream, options: TakeoverOptions) {
+    if (options.role !== "client" && options.role !== "server") {
+      throw new TypeError(
+        `Invalid role ${
+          JSON.stringify(options.role)
+        }: use "client" or "server"`,
+      );
+    }
+    checkPositive("maxMessageSize", options.maxMessageSize);
+    checkPositive("maxFragments", options.maxFragments);
+    checkPositive("closeTimeout", options.closeTimeout);
+    checkPositive("highWaterMark", options.highWaterMark);
+    if (options.keepalive) {
+      checkPositive("keepalive.interval", options.keepalive.interval);
+      checkPositive("keepalive.timeout", options.keepalive.timeout);
+    }
+    this.#options = options;
+    this.#stream = stream;
+    this.#head = options.head && options.head.length > 0 ? options.head : null;
+    this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
+    this.#reader = stream.readable.getReader();
+    this.#writer = stream.writable.getWriter();
+    this.#writer.closed.catch((error) => this.#onTransportError(error));
+    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+
+    this.#protocol = new Protocol({
+      role: options.role,
+      maxMessageSize: options.maxMessageSize,
+      maxFragments: options.maxFragments,
+      maskSource: options.maskSource,
+    }, {
+      message: (data) => this.#onMessage(data),
+      ping: (payload) => this.#options.onPing?.(payload),
+      pong: (payload) => this.#onPong(payload),
+      close: (code, reason) => this.#onPeerClose(code, reason),
+      send: (bytes) => this.#write(bytes),
+    });
+
+    this.readable = new ReadableStream<Message>(
+      {
+        start: (controller) => {
+          this.#controller = controller;
+        },
+        pull: () => this.#pull(),
+        cancel: () => {
+          // Like WebSocketStream: no longer reading means closing.
+          this.#readableDone = true;
+          void this.close();
+        },
+      },
+      new CountQueuingStrategy({ highWaterMark: options.highWaterMark ?? 16 }),
+    );
+
+    this.writable = new WritableStream<Sendable>({
+      write: (message) => this.send(message),
+      close: async () => {
+        await this.close();
+      },
+      abort: async (reason) => {
+        await this.close(closeFromReason(reason));
+      },
+    });
+
+    const keepalive = options.keepalive ??
+      (options.role === "server" ? SERVER_KEEPALIVE : false);
+    if (keepalive) this.#startKeepalive(keepalive);
+  }
+
+  /** A snapshot of the connection's state, addresses, protocol and counters. */
+  get info(): ConnectionInfo {
+    return {
+      role: this.#protocol.role,
+      state: this.#state,
+      localAddr: this.#stream.localAddr ?? null,
+      remoteAddr: this.#stream.remoteAddr ?? null,
+      protocol: this.#options.protocol ?? "",
+      extensions: this.#options.extensions ?? [],
+      path: this.#options.path ?? "",
+      bytesReceived: this.#bytesReceived,
+      bytesSent: this.#bytesSent,
+      messagesReceived: this.#messagesReceived,
+      messagesSent: this.#messagesSent,
+    };
+  }
+
+  /** The agreed subprotocol ("" for none). */
+  get protocol(): string {
+    return this.#options.protocol ?? "";
+  }
+
+  /**
+   * Sends a message once every message sent before it has gone out. A
+   * string goes as text, bytes as binary; a `ReadableStream` or async
+   * iterable goes out as a fragmented message, one frame per chunk, without
+   * being buffered whole. Resolves once the transport has taken the bytes
+   * (so awaiting `send` applies the peer's backpressure).
+   *
+   * @param message What to send.
+   * @param options `fin: false` to send a fragment of a longer message;
+   * `type` to send bytes as text or a string as binary.
+   * @throws {ConnectionClosedError} once the connection is closing or closed.
+   * @throws {TypeError} for something that cannot be sent.
+   *
+   * @example Sending a message in three fragments
+   * ```ts
+   * import type { WebSocketConnection } from "@wsstream/wsstream";
+   *
+   * async function greet(connection: WebSocketConnection) {
+   *   await connection.send("Hel", { fin: false });
+   *   await connection.send("lo, ", { fin: false });
+   *   await connection.send("world");
+   * }
+   * ```
+   */
+  send(message: Sendable, options: SendOptions = {}): Promise<void> {
+    const fin = options.fin ?? true;
+    let payload: Message | null = null;
+    let iterable: AsyncIterable<Uint8Array | string> | null = null;
+    if (typeof message === "string") {
+      payload = options.type === "binary" ? encoder.encode(message) : message;
+    } else if (message instanceof Uint8Array) {
+      payload = message;
+    } else if (message instanceof ArrayBuffer) {
+      payload = new Uint8Array(message);
+    } else if (ArrayBuffer.isView(message)) {
+      payload = new Uint8Array(
+        message.buffer,
+        message.byteOffset,
+        message.byteLength,
+      );
+    } else if (
+      message !== null && typeof message === "object" &&
+      Symbol.asyncIterator in message
+    ) {
+      if (!fin) {
+        throw new TypeError("Cannot send a stream as a fragment (fin: false)");
+      }
+      iterable = message;
+    } else {
+      throw new TypeError(
+        `Cannot send ${
+          describe(message)
+        }: expected a string, ArrayBuffer, ArrayBufferView, ReadableStream or async iterable`,
+      );
+    }
+    const type = options.type;
+    return this.#enqueueSend(async () => {
+      if (iterable !== null) await this.#sendIterable(iterable, type);
+      else await this.#sendPayload(payload!, fin, type);
+    });
+  }
+
+  /**
+   * Sends a ping and resolves with the round-trip time in milliseconds when
+   * the matching pong arrives (a pong also answers every earlier ping).
+   *
+   * @param data Up to 125 bytes of payload; by default a unique 8-byte one.
+   * @returns The round-trip time in ms.
+   * @throws {RangeError} for a payload over 125 bytes.
+   * @throws {ConnectionClosedError} if the connection closes first.
+   *
+   * @example
+   * ```ts
+   * import type { WebSocketConnection } from "@wsstream/wsstream";
+   *
+   * async function latency(connection: WebSocketConnection) {
+   *   const ms = await connection.ping();
+   *   console.log(`round trip: ${ms.toFixed(1)} ms`);
+   * }
+   * ```
+   */
+  ping(data?: Uint8Array | string): Promise<number> {
+    let payload: Uint8Array;
+    if (data === undefined) {
+      payload = new Uint8Array(8);
+      new DataView(payload.buffer).setFloat64(0, ++this.#pingCounter);
+    } else {
+      payload = typeof data === "string" ? encoder.encode(data) : data.slice();
+    }
+    if (payload.length > 125) {
+      return Promise.reject(
+        new RangeError(
+          `Ping payload is ${payload.length} bytes; at most 125 are allowed`,
+        ),
+      );
+    }
+    try {
+      this.#protocol.ping(payload);
+    } catch (error) {
+      return Promise.reject(this.#closedError("ping", error));
+    }
+    return new Promise((resolve, reject) => {
+      this.#pings.push({
+        payload,
+        started: performance.now(),
+        resolve,
+        reject,
+      });
+    });
+  }
+
+  /**
+   * Closes the connection: sends a close frame once every message sent
+   * before has gone out, waits for the peer's close frame (up to
+   * `closeTimeout`), then closes the socket. Resolves with how the connection
+   * ended; calling it again returns the same result.
+   *
+   * @param options The close code (default 1000) and reason (default: the
+   * code's standard reason; at most 123 bytes of UTF-8).
+   * @returns How the connection ended.
+   * @throws {RangeError} for a code that may not be sent (1005, 1006, 1015,
+   * below 1000, 1004, 1016–2999, 5000 and up) or a reason over 123 bytes.
+   *
+   * @example
+   * ```ts
+   * import type { WebSocketConnection } from "@wsstream/wsstream";
+   *
+   * async function leave(connection: WebSocketConnection) {
+   *   const { code, wasClean } = await connection.close({ code: 1001 });
+   *   console.log(code, wasClean);
+   * }
+   * ```
+   */
+  close(options: { code?: number; reason?: string } = {}): Promise<CloseInfo> {
+    const code = options.code ?? 1000;
+    const reason = options.reason ?? DEFAULT_CLOSE_REASONS[code] ?? "";
+    // Validate now, so a bad argument throws at the call.
+    validateClose(code, reason);
+    if (this.#state === "open") {
+      this.#state = "closing";
+      this.#armCloseTimer();
+      // Queued messages go out before the close frame.
+      this.#sendTail = this.#sendTail.then(() => {
+        if (this.#closeInfo !== null) return;
+        if (this.#protocol.close(code, reason)) this.#drainUntilClosed();
+      });
+    }
+    return this.closed;
+  }
+
+  /** Async iteration over the messages received (same as iterating `readable`). */
+  [Symbol.asyncIterator](): AsyncIterator<Message> {
+    return this.readable[Symbol.asyncIterator]();
+  }
+
+  // ---- sending ----
+
+  #enqueueSend(task: () => Promise<void>): Promise<void> {
+    if (this.#state !== "open") {
+      return Promise.reject(this.#closedError("send"));
+    }
+    const result = this.#sendTail.then(() => {
+      if (this.#state === "closed") throw this.#closedError("send");
+      return task();
+    });
+    // The chain itself must never reject, or later sends would fail too.
+    this.#sendTail = result.catch(() => {});
+    return result;
+  }
+
+  async #sendPayload(
+    payload: Message,
+    fin: boolean,
+    type: "text" | "binary" | undefined,
+  ): Promise<void> {
+    try {
+      if (type === "text" && typeof payload !== "string") {
+        this.#checkOutgoingText(payload, fin);
+        this.#protocol.sendFragment(payload, fin, "text");
+      } else if (fin && type === undefined && this.#outgoingText === null) {
+        this.#protocol.sendMessage(payload);
+      } else {
+        this.#protocol.sendFragment(payload, fin, type);
+      }
+    } catch (error) {
+      if (error instanceof TypeError) throw error;
+      throw this.#closedError("send", error);
+    }
+    if (fin) this.#messagesSent++;
+    await this.#flush();
+  }
+
+  async #sendIterable(
+    iterable: AsyncIterable<Uint8Array | string>,
+    type: "text" | "binary" | undefined,
+  ): Promise<void> {
+    // Hold one chunk back so the last one can carry FIN without an extra frame.
+    let held: Uint8Array | string | null = null;
+    let sent = false;
+    for await (const chunk of iterable) {
+      if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
+        throw new TypeError(
+          `Cannot send ${
+            describe(chunk)
+          } as a fragment: expected a string or Uint8Array`,
+        );
+      }
+      if (held !== null) {
+        await this.#sendPayload(held, false, type ?? kindOf(held));
+        sent = true;
+      }
+      type ??= kindOf(chunk);
+      held = chunk;
+    }
+    if (held === null) held = type === "text" ? "" : new Uint8Array(0);
+    await this.#sendPayload(held, true, sent ? type : type ?? kindOf(held));
+  }
+
+  /** Checks that bytes sent as text are UTF-8, across fragments. */
+  #checkOutgoingText(bytes: Uint8Array, fin: boolean): void {
+    this.#outgoingText ??= new Utf8Decoder();
+    try {
+      this.#outgoingText.push(bytes);
+      if (fin) this.#outgoingText.end();
+    } catch {
+      this.#outgoingText = null;
+      throw new TypeError(
+        "Cannot send bytes as text: they are not valid UTF-8",
+      );
+    }
+    if (fin) this.#outgoingText = null;
+  }
+
+  #write(bytes: Uint8Array): void {
+    this.#bytesSent += bytes.length;
+    this.#writer.write(bytes).catch((error) => this.#onTransportError(error));
+  }
+
+  /** Waits until the transport has room again (its backpressure). */
+  async #flush(): Promise<void> {
+    try {
+      await this.#writer.ready;
+    } catch (error) {
+      throw this.#closedError("send", error);
+    }
+  }
+
+  // ---- receiving ----
+
+  /**
+   * Reads until at least one message is queued or the connection ends: a
+   * `pull` that queues nothing is not called again (WHATWG Streams), so
+   * returning after a partial frame would stall a waiting reader.
+   */
+  async #pull(): Promise<void> {
+    const before = this.#enqueued;
+    while (this.#enqueued === before && this.#closeInfo === null) {
+      await this.#read();
+    }
+  }
+
+  /** Reads one chunk from the transport (one read at a time) and feeds it in. */
+  #read(): Promise<void> {
+    this.#reading ??= this.#readOnce().finally(() => (this.#reading = null));
+    return this.#reading;
+  }
+
+  async #readOnce(): Promise<void> {
+    if (this.#closeInfo !== null) return;
+    let chunk: Uint8Array;
+    if (this.#head !== null) {
+      chunk = this.#head;
+      this.#head = null;
+    } else {
+      let result: ReadableStreamReadResult<Uint8Array>;
+      try {
+        result = await this.#reader.read();
+      } catch (error) {
+        this.#onTransportError(error);
+        return;
+      }
+      if (result.done) {
+        this.#onEof();
+        return;
+      }
+      chunk = result.value;
+    }
+    this.#bytesReceived += chunk.length;
+    try {
+      this.#protocol.receive(chunk);
+    } catch (error) {
+      if (error instanceof ProtocolError) this.#onProtocolError(error);
+      else this.#onTransportError(error);
+    }
+  }
+
+  /**
+   * Once our close frame is out, read on whether or not `readable` has room:
+   * the peer's close frame may be behind messages nobody is reading.
+   */
+  #drainUntilClosed(): void {
+    if (this.#draining) return;
+    this.#draining = true;
+    void (async () => {
+      while (this.#closeInfo === null) await this.#read();
+    })();
+  }
+
+  #onMessage(data: Message): void {
+    this.#messagesReceived++;
+    if (this.#readableDone) return;
+    const controller = this.#controller;
+    if (this.#draining && (controller.desiredSize ?? 0) <= 0) {
+      // Past the queue while closing: keep what fits in one message's limit,
+      // so a peer flooding us during the close handshake cannot grow memory.
+      const size = typeof data === "string" ? data.length * 3 : data.length;
+      this.#overflowBytes += size;
+      if (this.#overflowBytes > (this.#options.maxMessageSize ?? 16 << 20)) {
+        return;
+      }
+    }
+    this.#enqueued++;
+    controller.enqueue(data);
+  }
+
+  #onPong(payload: Uint8Array): void {
+    const index = this.#pings.findIndex((ping) => equal(ping.payload, payload));
+    if (index >= 0) {
+      const now = performance.now();
+      for (const ping of this.#pings.splice(0, index + 1)) {
+        ping.resolve(now - ping.started);
+      }
+    }
+    this.#options.onPong?.(payload);
+  }
+
+  #onPeerClose(code: number, reason: string): void {
+    this.#state = "closing";
+    const info = { code, reason, wasClean: true };
+    if (this.#protocol.role === "server") {
+      // RFC 6455 §7.1.1: "the server MUST close the underlying TCP
+      // connection immediately" after the close handshake; the echo is
+      // flushed first by closing the writer.
+      this.#finish(info, true);
+    } else {
+      // The client waits for the server to close the TCP connection (§7.1.1),
+      // up to the close deadline.
+      this.#pendingClose = info;
+      this.#armCloseTimer();
+      this.#drainUntilClosed();
+    }
+  }
+
+  #pendingClose: CloseInfo | null = null;
+
+  #onEof(): void {
+    const clean = this.#protocol.receiveEof();
+    if (clean) {
+      this.#finish(
+        this.#pendingClose ?? { code: 1005, reason: "", wasClean: true },
+        false,
+      );
+    } else {
+      this.#finish({ code: 1006, reason: "", wasClean: false }, false);
+    }
+  }
+
+  #onProtocolError(error: ProtocolError): void {
+    // The protocol has already queued its close frame with the error's code.
+    this.#finish(
+      { code: error.closeCode, reason: error.message, wasClean: false },
+      true,
+      error,
+    );
+  }
+
+  #onTransportError(error: unknown): void {
+    if (this.#closeInfo !== null) return;
+    this.#writeError ??= error;
+    const info = this.#pendingClose ??
+      { code: 1006, reason: "", wasClean: false };
+    this.#finish(info, false);
+  }
+
+  // ---- timers ----
+
+  #armCloseTimer(): void {
+    if (this.#closeTimer !== undefined || this.#closeInfo !== null) return;
+    this.#closeTimer = setTimeout(() => {
+      this.#closeTimer = undefined;
+      this.#finish(
+        this.#pendingClose ?? {
+          code: 1006,
+          reason: "Close handshake timed out",
+          wasClean: false,
+        },
+        false,
+      );
+    }, this.#closeTimeout);
+  }
+
+  #startKeepalive(keepalive: KeepaliveOptions): void {
+    const timeout = keepalive.timeout ?? keepalive.interval;
+    const tick = () => {
+      if (this.#state !== "open") return;
+      let timedOut = false;
+      const timer = setTimeout(() => {
+        timedOut = true;
+        this.#finish(
+          { code: 1006, reason: "Keepalive ping timed out", wasClean: false },
+          false,
+        );
+      }, timeout);
+      this.#keepaliveTimer = timer;
+      this.ping().then(
+        () => {
+          clearTimeout(timer);
+          if (!timedOut && this.#state === "open") {
+            this.#keepaliveTimer = setTimeout(tick, keepalive.interval);
+          }
+        },
+        () => clearTimeout(timer),
+      );
+    };
+    this.#keepaliveTimer = setTimeout(tick, keepalive.interval);
+  }
+
+  // ---- the end ----
+
+  /**
+   * Ends the connection once: settles `closed`, ends `readable`, fails
+   * pending pings, stops the timers and closes the transport (`graceful`:
+   * after flushing what was written).
+   */
+  #finish(info: CloseInfo, graceful: boolean, error?: unknown): void {
+    if (this.#closeInfo !== null) return;
+    this.#closeInfo = info;
+    this.#state = "closed";
+    clearTimeout(this.#closeTimer);
+    clearTimeout(this.#keepaliveTimer);
+    const closedError = this.#closedError("receive");
+    for (const ping of this.#pings.splice(0)) ping.reject(closedError);
+    if (!this.#readableDone) {
+      this.#readableDone = true;
+      try {
+        if (info.wasClean) this.#controller.close();
+        else this.#controller.error(error ?? closedError);
+      } catch {
+        // Already closed or errored.
+      }
+    }
+    const drop = () => {
+      clearTimeout(flushTimer);
+      this.#reader.cancel().catch(() => {});
+      this.#stream.close?.();
+      this.#resolveClosed(info);
+    };
+    // A graceful end flushes what was written (the close frame), but a peer
+    // that never reads must not hold the socket open past the deadline.
+    let flushTimer: ReturnType<typeof setTimeout> | undefined;
+    if (graceful) {
+      flushTimer = setTimeout(drop, this.#closeTimeout);
+      this.#writer.close().catch(() => {}).finally(drop);
+    } else {
+      this.#writer.abort().catch(() => {});
+      drop();
+    }
+  }
+
+  #closedError(what: string, cause?: unknown): ConnectionClosedError {
+    const info = this.#closeInfo ?? this.#pendingClose ??
+      { code: 1006, reason: "", wasClean: false };
+    return new ConnectionClosedError(
+      `Cannot ${what} on a ${this.#state} connection: close code ${info.code}`,
+      info,
+      cause === undefined ? undefined : { cause },
+    );
+  }
+}
+
+/**
+ * Runs a WebSocket connection over any byte stream whose opening handshake
+ * is already done (tcllib's `websocket::takeover`): a socket, a pipe, a
+ * stream from another library. `head` carries any bytes read past the
+ * handshake.
+ *
+ * @param stream The byte stream (`readable` and `writable`, with `close()`
+ * and addresses when there is a socket under it).
+ * @param options The role, and what the handshake agreed.
+ * @returns The connection.
+ *
+ * @example Two ends over an in-memory pipe
+ * ```ts
+ * import { takeover } from "@wsstream/wsstream";
+ * import assert from "node:assert/strict";
+ *
+ * const toServer = new TransformStream<Uint8Array, Uint8Array>();
+ * const toClient = new TransformStream<Uint8Array, Uint8Array>();
+ * const client = takeover(
+ *   { readable: toClient.readable, writable: toServer.writable },
+ *   { role: "client" },
+ * );
+ * const server = takeover(
+ *   { readable: toServer.readable, writable: toClient.writable },
+ *   { role: "server", keepalive: false },
+ * );
+ * await client.send("hello");
+ * const reader = server.readable.getReader();
+ * assert.equal((await reader.read()).value, "hello");
+ * reader.releaseLock();
+ * const [a, b] = await Promise.all([client.close(), server.closed]);
+ * assert.deepEqual(a, { code: 1000, reason: "Normal closure", wasClean: true });
+ * assert.equal(b.code, 1000);
+ * ```
+ */
+export function takeover(
+  stream: ByteStream,
+  options: TakeoverOptions,
+): WebSocketConnection {
+  if (
+    !(stream?.readable instanceof ReadableStream) ||
+    !(stream?.writable instanceof WritableStream)
+  ) {
+    throw new TypeError(
+      "takeover needs a byte stream: { readable: ReadableStream, writable: WritableStream }",
+    );
+  }
+  return new WebSocketConnection(stream, options);
+}
+
+function validateClose(code: number, reason: string): void {
+  if (
+    !Number.isInteger(code) ||
+    !((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+      (code >= 3000 && code <= 4999))
+  ) {
+    throw new RangeError(
+      `Invalid close code ${code}: use 1000-1003, 1007-1014 or 3000-4999`,
+    );
+  }
+  const size = encoder.encode(reason).length;
+  if (size > 123) {
+    throw new RangeError(
+      `Close reason is ${size} bytes of UTF-8; at most 123 fit in a close frame`,
+    );
+  }
+}
+
+function closeFromReason(reason: unknown): { code?: number; reason?: string } {
+  if (reason instanceof ConnectionClosedError) {
+    return { code: reason.closeCode, reason: reason.reason };
+  }
+  if (
+    reason !== null && typeof reason === "object" && "code" in reason &&
+    typeof reason.code === "number"
+  ) {
+    const r = reason as { code: number; reason?: unknown };
+    return typeof r.reason === "string"
+      ? { code: r.code, reason: r.reason }
+      : { code: r.code };
+  }
+  return { code: 1000 };
+}
+
+function checkPositive(name: string, value: number | undefined): void {
+  if (value === undefined) return;
+  if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) {
+    throw new RangeError(`${name} must be a positive number, got ${value}`);
+  }
+}
+
+function kindOf(chunk: Uint8Array | string): "text" | "binary" {
+  return typeof chunk === "string" ? "text" : "binary";
+}
+
+function describe(value: unknown): string {
+  if (value === null) return "null";
+  if (typeof value === "object") {
+    return `a ${value.constructor?.name ?? "object"}`;
+  }
+  return `a ${typeof value}`;
+}
+
+function equal(a: Uint8Array, b: Uint8Array): boolean {
+  if (a.length !== b.length) return false;
+  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
+  return true;
+}
