@@ -1,0 +1,188 @@
+/**
+ * The Deno transport: TCP and TLS over `Deno.connect`, `Deno.startTls`,
+ * `Deno.listen` and `Deno.listenTls`. `Deno` is touched only inside
+ * functions, so importing this module on another runtime is harmless.
+ *
+ * @module
+ */
+import type * as t from "../transport.ts";
+
+// An entry point of its own: the types its export refers to come with it.
+export type * from "../transport.ts";
+
+type Conn = Deno.Conn<Deno.NetAddr>;
+const CHUNK_SIZE = 64 * 1024;
+
+const address = ({ hostname, port }: Deno.NetAddr) => ({ hostname, port });
+
+// close() must never throw; Deno's throws BadResource once closed.
+function closeQuietly(closable: { close(): void }): void {
+  try {
+    closable.close();
+  } catch { /* already closed */ }
+}
+
+// Deno's own `conn.readable` closes the whole conn when it reads EOF, and so
+// does `conn.writable.close()` (Deno 2.9): the peer's FIN would end our
+// writing, and our FIN our reading. These streams use read/write/closeWrite,
+// which keeps half-close, with real backpressure all the same: a read only
+// when the queue has room, a write done when the kernel took every byte.
+function wrap(conn: Conn): t.Transport {
+  let closed = false, readDone = false, writeDone = false;
+  const close = () => {
+    if (closed) return;
+    closed = true; // first: the read it interrupts checks it
+    closeQuietly(conn);
+  };
+  // Nothing can use the socket once both directions are over.
+  const finish = () => readDone && writeDone && close();
+  const readable = new ReadableStream<Uint8Array>({
+    async pull(controller) {
+      const buffer = new Uint8Array(CHUNK_SIZE);
+      let n: number | null;
+      try {
+        n = await conn.read(buffer);
+      } catch (error) {
+        // Our own close() interrupts a pending read: an end, not a failure.
+        if (!closed) throw error;
+        n = null;
+      }
+      if (readDone) return; // cancelled meanwhile
+      if (n !== null) return controller.enqueue(buffer.subarray(0, n));
+      readDone = true;
+      controller.close();
+      finish();
+    },
+    cancel() {
+      readDone = true;
+      finish();
+    },
+  }, { highWaterMark: CHUNK_SIZE, size: (chunk) => chunk.byteLength });
+  const writable = new WritableStream<Uint8Array>({
+    async write(chunk) {
+      try {
+        for (let at = 0; at < chunk.byteLength;) {
+          at += await conn.write(chunk.subarray(at));
+        }
+      } catch (error) {
+        throw closed ? new Error("Cannot write to a closed transport") : error;
+      }
+    },
+    async close() {
+      writeDone = true;
+      try {
+        if (!closed) await conn.closeWrite();
+      } catch (error) {
+        if (!closed) throw error;
+      }
+      finish();
+    },
+    abort: close,
+  });
+  const localAddr = address(conn.localAddr);
+  const remoteAddr = address(conn.remoteAddr);
+  return { readable, writable, close, localAddr, remoteAddr };
+}
+
+async function connect(
+  options: t.ConnectTransportOptions,
+): Promise<t.Transport> {
+  const { hostname, port, tls, signal } = options;
+  signal?.throwIfAborted();
+  const tcp = await Deno.connect({
+    hostname,
+    port,
+    ...(signal ? { signal } : {}),
+  });
+  tcp.setNoDelay(true);
+  if (!tls) {
+    if (!signal?.aborted) return wrap(tcp);
+    tcp.close();
+    throw signal.reason;
+  }
+  // `Deno.connectTls` has no `serverName`; `startTls` on a TCP conn has.
+  const conn = await Deno.startTls(tcp, {
+    hostname: tls.serverName ?? hostname,
+    ...(tls.caCerts ? { caCerts: tls.caCerts } : {}),
+  });
+  const onAbort = () => closeQuietly(conn); // the handshake rejects then
+  signal?.addEventListener("abort", onAbort, { once: true });
+  try {
+    signal?.throwIfAborted(); // during startTls
+    // Handshake now, so that a bad certificate rejects here.
+    await conn.handshake();
+    signal?.throwIfAborted();
+    return wrap(conn);
+  } catch (error) {
+    // Deno keeps the socket of a TLS conn closed mid-handshake open until the
+    // handshake ends (denoland/deno#14547: closing waits for it).
+    closeQuietly(conn);
+    throw signal?.aborted ? signal.reason : error;
+  } finally {
+    signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+// deno-lint-ignore require-await
+async function listen(
+  options: t.ListenOptions,
+  onTransport: (transport: t.Transport) => void,
+): Promise<t.Listener> {
+  const { hostname, port, tls } = options;
+  const listener: Deno.Listener<Conn, Deno.NetAddr> = tls
+    ? Deno.listenTls({ hostname, port, cert: tls.cert, key: tls.key })
+    : Deno.listen({ hostname, port });
+  let closed = false;
+  (async () => {
+    for (let delay = 0; !closed;) {
+      let conn: Conn;
+      try {
+        conn = await listener.accept();
+        delay = 0;
+      } catch {
+        // One failed accept (a reset, EMFILE) must not end the loop; a short
+        // backoff keeps a lasting error from spinning.
+        delay = Math.min(delay * 2 || 5, 100);
+        if (!closed) await new Promise((wake) => setTimeout(wake, delay));
+        continue;
+      }
+      // Deno 2.9 has setNoDelay on TCP conns only, not on accepted TLS ones.
+      if ("setNoDelay" in conn) (conn as Deno.TcpConn).setNoDelay(true);
+      // A TLS handshake runs on first read: a client sending garbage fails
+      // only its own transport, within the caller's timeouts.
+      const transport = wrap(conn);
+      try {
+        onTransport(transport);
+      } catch (error) {
+        transport.close(); // nobody else holds it
+        console.error("wsstream: onTransport threw", error);
+      }
+    }
+  })();
+  return {
+    addr: address(listener.addr),
+    close() {
+      if (closed) return;
+      closed = true; // first: the accept it interrupts checks it
+      closeQuietly(listener);
+    },
+  };
+}
+
+/**
+ * TCP and TLS transports for Deno. Closing `writable` sends a FIN and keeps
+ * reading (half-close); once both directions are over the socket is closed.
+ * Cancelling `readable` stops reading but keeps `writable` usable. A TLS
+ * `connect` resolves once the handshake is done.
+ *
+ * @example Open a TCP transport
+ * ```ts
+ * import { denoTransports } from "@wsstream/wsstream/deno";
+ * const open = () => denoTransports.connect({ hostname: "::1", port: 9001 });
+ * ```
+ */
+export const denoTransports: t.RuntimeTransports = {
+  name: "deno",
+  connect,
+  listen,
+};
