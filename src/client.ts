@@ -1,0 +1,271 @@
+/**
+ * `connect()`: open a WebSocket connection as a client.
+ *
+ * @module
+ */
+
+import { readHead } from "./_read_head.ts";
+import {
+  type ConnectionOptions,
+  takeover,
+  type WebSocketConnection,
+} from "./connection.ts";
+import { HandshakeError, TimeoutError } from "./errors.ts";
+import {
+  buildClientRequest,
+  type ExtensionOffer,
+  generateKey,
+  validateServerResponse,
+} from "./handshake.ts";
+import {
+  type HeadLimits,
+  parseResponseHead,
+  writeRequestHead,
+} from "./http1.ts";
+import { currentRuntime } from "./runtime.ts";
+import type {
+  ClientTlsOptions,
+  RuntimeTransports,
+  Transport,
+} from "./transport.ts";
+
+/** Default for {@link ConnectOptions.handshakeTimeout}: 10 s. */
+export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
+
+/** The most of a refusal's body kept for {@link HandshakeError.body}. */
+const MAX_REFUSAL_BODY = 64 * 1024;
+
+/**
+ * Options for {@link connect}.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectOptions } from "@wsstream/wsstream";
+ * const options: ConnectOptions = {
+ *   protocols: ["chat.v2", "chat.v1"],
+ *   headers: { Authorization: "Bearer t0ken" },
+ *   handshakeTimeout: 5_000,
+ * };
+ * ```
+ */
+export interface ConnectOptions extends ConnectionOptions {
+  /** Subprotocols to offer, most preferred first. */
+  protocols?: string | string[] | undefined;
+  /** Extensions to offer (as parsed `Sec-WebSocket-Extensions` offers). */
+  extensions?: ExtensionOffer[] | undefined;
+  /** Extra request headers (Origin, Authorization, cookies …). */
+  headers?: HeadersInit | undefined;
+  /** Cancels connecting; once connected it has no effect. */
+  signal?: AbortSignal | undefined;
+  /** How long the TCP/TLS connect plus the opening handshake may take, in ms (default 10 000). */
+  handshakeTimeout?: number | undefined;
+  /** TLS settings for wss: (extra CA certificates, server name). */
+  tls?: ClientTlsOptions | undefined;
+  /** Limits on the response head (size, line length, header count). */
+  headLimits?: Partial<HeadLimits> | undefined;
+  /** The transports to use instead of the running runtime's. */
+  transport?: RuntimeTransports | undefined;
+}
+
+/**
+ * Opens a WebSocket connection to `url` (ws: or wss:; http: and https: are
+ * taken as ws: and wss:) and resolves once the opening handshake is done.
+ *
+ * @param url Where to connect: `ws://host[:port]/path?query`; IPv6 literals
+ * in brackets.
+ * @param options Subprotocols, headers, timeout, TLS, limits, hooks.
+ * @returns The open connection.
+ * @throws {TypeError} for a URL or option that is not valid.
+ * @throws {HandshakeError} when the server refuses (with its HTTP `status`
+ * and `body`) or does not speak WebSocket (status 0).
+ * @throws {TimeoutError} when the handshake takes longer than `handshakeTimeout`.
+ *
+ * @example Send a message and wait for the answer
+ * ```ts
+ * import { connect } from "@wsstream/wsstream";
+ *
+ * async function ask(question: string): Promise<unknown> {
+ *   const connection = await connect("ws://127.0.0.1:9001/chat", {
+ *     protocols: ["chat"],
+ *   });
+ *   await connection.send(question);
+ *   for await (const answer of connection.readable) {
+ *     await connection.close();
+ *     return answer;
+ *   }
+ * }
+ * ```
+ */
+export async function connect(
+  url: string | URL,
+  options: ConnectOptions = {},
+): Promise<WebSocketConnection> {
+  const target = parseWebSocketUrl(url);
+  const protocols = typeof options.protocols === "string"
+    ? [options.protocols]
+    : options.protocols ?? [];
+  const timeout = options.handshakeTimeout ?? DEFAULT_HANDSHAKE_TIMEOUT;
+  if (!(timeout > 0) || !Number.isFinite(timeout)) {
+    throw new RangeError(
+      `handshakeTimeout must be a positive number, got ${timeout}`,
+    );
+  }
+  const key = generateKey();
+  // Build the request now, so bad headers or protocols throw before any I/O.
+  const request = writeRequestHead(buildClientRequest({
+    url: target,
+    key,
+    protocols,
+    extensions: options.extensions ?? [],
+    headers: options.headers ?? {},
+  }));
+  const runtime = options.transport ?? currentRuntime();
+
+  const deadline = new AbortController();
+  const timer = setTimeout(
+    () =>
+      deadline.abort(
+        new TimeoutError(
+          `Opening handshake with ${target.host} timed out after ${timeout} ms`,
+        ),
+      ),
+    timeout,
+  );
+  const onAbort = () => deadline.abort(options.signal?.reason);
+  if (options.signal?.aborted) onAbort();
+  options.signal?.addEventListener("abort", onAbort, { once: true });
+
+  let transport: Transport | null = null;
+  try {
+    const secure = target.protocol === "wss:";
+    transport = await runtime.connect({
+      hostname: target.hostname.replace(/^\[(.*)\]$/, "$1"),
+      port: Number(target.port) || (secure ? 443 : 80),
+      tls: secure ? options.tls ?? {} : undefined,
+      signal: deadline.signal,
+    });
+    const writer = transport.writable.getWriter();
+    const reader = transport.readable.getReader();
+    await writer.write(request);
+    const { head, rest } = await readHead(
+      reader,
+      options.headLimits,
+      deadline.signal,
+    )
+      .catch((error) => {
+        if (error instanceof HandshakeError && error.status === 400) {
+          throw new HandshakeError(
+            "The server closed the connection before answering the handshake",
+            0,
+            { cause: error },
+          );
+        }
+        if (error instanceof HandshakeError && error.status === 431) {
+          throw new HandshakeError(
+            `The server's response head is too large: ${error.message}`,
+            0,
+          );
+        }
+        throw error;
+      });
+    const response = parseResponseHead(head, options.headLimits);
+    if (response.status !== 101) {
+      const body = await readBody(
+        reader,
+        rest,
+        response.headers,
+        deadline.signal,
+      );
+      throw new HandshakeError(
+        `The server refused the WebSocket handshake: ${response.status} ${response.statusText}`,
+        response.status,
+        { headers: response.headers, body },
+      );
+    }
+    const agreed = await validateServerResponse(response, {
+      key,
+      protocols,
+      extensions: options.extensions ?? [],
+    });
+    reader.releaseLock();
+    writer.releaseLock();
+    return takeover(transport, {
+      ...options,
+      role: "client",
+      head: rest,
+      protocol: agreed.protocol,
+      extensions: agreed.extensions,
+      path: target.pathname + target.search,
+    });
+  } catch (error) {
+    transport?.close();
+    throw error;
+  } finally {
+    clearTimeout(timer);
+    options.signal?.removeEventListener("abort", onAbort);
+  }
+}
+
+/** Checks and normalises a WebSocket URL (RFC 6455 §3). */
+function parseWebSocketUrl(url: string | URL): URL {
+  let parsed: URL;
+  try {
+    parsed = new URL(url);
+  } catch {
+    throw new TypeError(`Invalid WebSocket URL: ${String(url)}`);
+  }
+  if (parsed.protocol === "http:") parsed.protocol = "ws:";
+  else if (parsed.protocol === "https:") parsed.protocol = "wss:";
+  if (parsed.protocol !== "ws:" && parsed.protocol !== "wss:") {
+    throw new TypeError(
+      `Invalid WebSocket URL scheme "${parsed.protocol}": use ws: or wss:`,
+    );
+  }
+  // §3: "Fragment identifiers are meaningless in the context of WebSocket
+  // URIs and MUST NOT be used on these URIs."
+  if (parsed.hash !== "" || String(url).includes("#")) {
+    throw new TypeError(
+      `A WebSocket URL cannot have a fragment: ${String(url)}`,
+    );
+  }
+  return parsed;
+}
+
+/** Reads a refusal's body: up to Content-Length, else to the end, capped. */
+async function readBody(
+  reader: ReadableStreamDefaultReader<Uint8Array>,
+  first: Uint8Array,
+  headers: Headers,
+  signal: AbortSignal,
+): Promise<string> {
+  const declared = Number(headers.get("content-length") ?? NaN);
+  const want = Math.min(
+    Number.isFinite(declared) ? declared : MAX_REFUSAL_BODY,
+    MAX_REFUSAL_BODY,
+  );
+  const parts = [first];
+  let size = first.length;
+  const aborted = new Promise<never>((_, reject) => {
+    signal.addEventListener("abort", () => reject(signal.reason), {
+      once: true,
+    });
+  });
+  aborted.catch(() => {});
+  try {
+    while (size < want) {
+      const { value, done } = await Promise.race([reader.read(), aborted]);
+      if (done) break;
+      parts.push(value);
+      size += value.length;
+    }
+  } catch {
+    // A refusal whose body breaks off still has a status worth reporting.
+  }
+  const bytes = new Uint8Array(size);
+  let at = 0;
+  for (const part of parts) {
+    bytes.set(part, at);
+    at += part.length;
+  }
+  return new TextDecoder().decode(bytes.subarray(0, want));
+}

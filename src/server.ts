@@ -1,0 +1,419 @@
+/**
+ * `serve()`: accept WebSocket connections.
+ *
+ * @module
+ */
+
+import { readHead } from "./_read_head.ts";
+import {
+  type CloseInfo,
+  type ConnectionOptions,
+  takeover,
+  type WebSocketConnection,
+} from "./connection.ts";
+import { HandshakeError, TimeoutError } from "./errors.ts";
+import {
+  buildServerResponse,
+  type ExtensionOffer,
+  isWebSocketRequest,
+  refusalResponse,
+  selectSubprotocol,
+  type UpgradeRequest,
+  validateClientRequest,
+} from "./handshake.ts";
+import {
+  type HeadLimits,
+  parseRequestHead,
+  type RequestHead,
+  writeResponse,
+} from "./http1.ts";
+import { currentRuntime } from "./runtime.ts";
+import type {
+  Address,
+  Listener,
+  RuntimeTransports,
+  Transport,
+} from "./transport.ts";
+
+/** Default for {@link ServeOptions.handshakeTimeout}: 10 s. */
+export const DEFAULT_SERVER_HANDSHAKE_TIMEOUT = 10_000;
+
+/**
+ * What {@link ServeOptions.onUpgrade} decides for a request: `false` refuses
+ * it with 403; an object accepts it, optionally choosing the subprotocol and
+ * adding response headers. (Throw a `HandshakeError` to refuse with another
+ * status.)
+ *
+ * @example
+ * ```ts
+ * import type { UpgradeDecision } from "@wsstream/wsstream";
+ * const accept: UpgradeDecision = { protocol: "chat", headers: { "X-Room": "lobby" } };
+ * ```
+ */
+export type UpgradeDecision =
+  | boolean
+  | void
+  | {
+    /** The subprotocol to agree on; must be one the client offered. */
+    protocol?: string;
+    /** Extra headers for the 101 response. */
+    headers?: HeadersInit;
+  };
+
+/**
+ * An upgrade request as the handler sees it: the parsed handshake and the
+ * peer's address.
+ *
+ * @example
+ * ```ts
+ * import type { ServerRequest } from "@wsstream/wsstream";
+ * function room(request: ServerRequest): string {
+ *   return new URLSearchParams(request.query).get("room") ?? "lobby";
+ * }
+ * ```
+ */
+export interface ServerRequest extends UpgradeRequest {
+  /** The peer's address. */
+  remoteAddr: Address | null;
+}
+
+/**
+ * Options for {@link serve}.
+ *
+ * @example
+ * ```ts
+ * import type { ServeOptions } from "@wsstream/wsstream";
+ * const options: ServeOptions = {
+ *   hostname: "127.0.0.1",
+ *   port: 9001,
+ *   protocols: ["chat.v2", "chat.v1"],
+ *   onUpgrade: (request) => request.headers.get("origin") === "https://example.com",
+ * };
+ * ```
+ */
+export interface ServeOptions extends ConnectionOptions {
+  /** The address to listen on (default `0.0.0.0`). */
+  hostname?: string | undefined;
+  /** The port to listen on (default 8000; 0 picks a free one, see `server.addr`). */
+  port?: number | undefined;
+  /** TLS certificate chain (PEM); with `key`, serves wss:. */
+  cert?: string | undefined;
+  /** TLS private key (PEM). */
+  key?: string | undefined;
+  /**
+   * Subprotocols this server speaks. The first one in the CLIENT's list of
+   * preference that is in this list is agreed (RFC 6455 §4.2.2).
+   */
+  protocols?: readonly string[] | undefined;
+  /**
+   * The deferred upgrade: inspect the request before accepting it. Return
+   * `false` to refuse with 403, an object to accept with a chosen subprotocol
+   * or extra headers, or throw a `HandshakeError` to refuse with its status.
+   */
+  onUpgrade?:
+    | ((request: ServerRequest) => UpgradeDecision | Promise<UpgradeDecision>)
+    | undefined;
+  /**
+   * Answers plain HTTP requests (those without `Upgrade: websocket`). Without
+   * it they get 426 Upgrade Required. Request bodies are not read.
+   */
+  fallback?: ((request: Request) => Response | Promise<Response>) | undefined;
+  /** How long a client may take to send its handshake, in ms (default 10 000); then 408. */
+  handshakeTimeout?: number | undefined;
+  /** Limits on the request head; over them, 431. */
+  headLimits?: Partial<HeadLimits> | undefined;
+  /** Called with errors thrown by the handler or hooks (default: `console.error`). */
+  onError?: ((error: unknown) => void) | undefined;
+  /** The transports to use instead of the running runtime's. */
+  transport?: RuntimeTransports | undefined;
+}
+
+/**
+ * Handles one accepted connection. When it throws or rejects, the error goes
+ * to `onError` and the connection is closed with 1011.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectionHandler } from "@wsstream/wsstream";
+ * const echo: ConnectionHandler = async (connection) => {
+ *   for await (const message of connection.readable) await connection.send(message);
+ * };
+ * ```
+ */
+export type ConnectionHandler = (
+  connection: WebSocketConnection,
+  request: ServerRequest,
+) => void | Promise<void>;
+
+/**
+ * A running server.
+ *
+ * @example
+ * ```ts
+ * import type { WebSocketServer } from "@wsstream/wsstream";
+ * async function stop(server: WebSocketServer) {
+ *   console.log(`closing ${server.connections.size} connections`);
+ *   await server.close();
+ * }
+ * ```
+ */
+export interface WebSocketServer {
+  /** The bound address (the real port when 0 was asked for). */
+  readonly addr: Address;
+  /** The open connections. */
+  readonly connections: ReadonlySet<WebSocketConnection>;
+  /** The open connections whose peer matches `hostname` and/or `port`. */
+  find(peer: { hostname?: string; port?: number }): WebSocketConnection[];
+  /**
+   * Stops accepting, sends every connection a close frame (default 1001
+   * "Going away"), waits for their close handshakes (each bounded by its
+   * `closeTimeout`), and drops handshakes still under way.
+   */
+  close(options?: { code?: number; reason?: string }): Promise<void>;
+  /** Resolves once `close()` has finished. */
+  readonly finished: Promise<void>;
+}
+
+/**
+ * Listens for WebSocket connections and calls `handler` with each one.
+ *
+ * Non-upgrade requests get 426 (or go to `fallback`), malformed ones 400,
+ * wrong versions 426 with `Sec-WebSocket-Version: 13`, oversized heads 431,
+ * slow ones 408 after `handshakeTimeout`. Nothing a client sends can throw
+ * out of the server.
+ *
+ * @param options Where to listen, TLS, subprotocols, hooks, limits.
+ * @param handler Called with each connection and its request.
+ * @returns The running server.
+ *
+ * @example An echo server on a free port
+ * ```ts
+ * import { serve } from "@wsstream/wsstream";
+ *
+ * const server = await serve({ hostname: "127.0.0.1", port: 0 }, async (connection) => {
+ *   for await (const message of connection.readable) await connection.send(message);
+ * });
+ * console.log(`listening on ws://127.0.0.1:${server.addr.port}`);
+ * await server.close();
+ * ```
+ */
+export async function serve(
+  options: ServeOptions,
+  handler: ConnectionHandler,
+): Promise<WebSocketServer> {
+  if (typeof handler !== "function") {
+    throw new TypeError(
+      "serve needs a handler function: serve(options, handler)",
+    );
+  }
+  if ((options.cert === undefined) !== (options.key === undefined)) {
+    throw new TypeError("TLS needs both cert and key");
+  }
+  const handshakeTimeout = options.handshakeTimeout ??
+    DEFAULT_SERVER_HANDSHAKE_TIMEOUT;
+  if (!(handshakeTimeout > 0) || !Number.isFinite(handshakeTimeout)) {
+    throw new RangeError(
+      `handshakeTimeout must be a positive number, got ${handshakeTimeout}`,
+    );
+  }
+  const port = options.port ?? 8000;
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RangeError(`Invalid port ${port}: use 0 to 65535`);
+  }
+  const onError = options.onError ?? ((error) => console.error(error));
+  const runtime = options.transport ?? currentRuntime();
+  const connections = new Set<WebSocketConnection>();
+  const handshaking = new Set<Transport>();
+  let closing = false;
+
+  const accept = async (transport: Transport) => {
+    handshaking.add(transport);
+    const deadline = new AbortController();
+    const timer = setTimeout(
+      () =>
+        deadline.abort(
+          new TimeoutError(
+            `Opening handshake timed out after ${handshakeTimeout} ms`,
+          ),
+        ),
+      handshakeTimeout,
+    );
+    const reader = transport.readable.getReader();
+    const writer = transport.writable.getWriter();
+    const refuse = async (bytes: Uint8Array) => {
+      try {
+        await writer.write(bytes);
+        await writer.close();
+      } catch {
+        // The client is gone; nothing to tell it.
+      }
+      transport.close();
+    };
+    let upgraded = false;
+    try {
+      const { head, rest } = await readHead(
+        reader,
+        options.headLimits,
+        deadline.signal,
+      );
+      const requestHead = parseRequestHead(head, options.headLimits);
+      if (options.fallback && !isWebSocketRequest(requestHead)) {
+        const response = await options.fallback(
+          toRequest(requestHead, transport, options.cert !== undefined),
+        );
+        await refuse(await serializeResponse(response));
+        return;
+      }
+      const upgrade = validateClientRequest(requestHead);
+      const request: ServerRequest = {
+        ...upgrade,
+        remoteAddr: transport.remoteAddr,
+      };
+      let protocol =
+        selectSubprotocol(upgrade.protocols, options.protocols ?? []) ?? "";
+      let headers: HeadersInit = {};
+      if (options.onUpgrade) {
+        const decision = await options.onUpgrade(request);
+        if (decision === false) {
+          throw new HandshakeError("The server refused this request", 403);
+        }
+        if (typeof decision === "object" && decision !== null) {
+          if (decision.protocol !== undefined) protocol = decision.protocol;
+          if (decision.headers !== undefined) headers = decision.headers;
+        }
+      }
+      if (closing) throw new HandshakeError("The server is shutting down", 503);
+      const extensions: ExtensionOffer[] = [];
+      await writer.write(
+        await buildServerResponse(upgrade, { protocol, extensions, headers }),
+      );
+      clearTimeout(timer);
+      reader.releaseLock();
+      writer.releaseLock();
+      handshaking.delete(transport);
+      upgraded = true;
+      const connection = takeover(transport, {
+        ...options,
+        role: "server",
+        head: rest,
+        protocol,
+        extensions,
+        path: upgrade.target,
+      });
+      connections.add(connection);
+      connection.closed.then(() => connections.delete(connection));
+      try {
+        await handler(connection, request);
+      } catch (error) {
+        onError(error);
+        connection.close({ code: 1011 }).catch(() => {});
+      }
+    } catch (error) {
+      if (upgraded) return;
+      if (error instanceof HandshakeError && error.status >= 400) {
+        await refuse(refusalResponse(error));
+      } else if (error instanceof TimeoutError) {
+        await refuse(
+          refusalResponse(new HandshakeError(error.message, 408)),
+        );
+      } else if (deadline.signal.aborted || closing) {
+        transport.close();
+      } else {
+        // A hook threw something that is not a refusal: a server bug.
+        onError(error);
+        await refuse(
+          refusalResponse(
+            new HandshakeError("Internal error during the handshake", 500),
+          ),
+        );
+      }
+    } finally {
+      clearTimeout(timer);
+      handshaking.delete(transport);
+    }
+  };
+
+  const listener: Listener = await runtime.listen({
+    hostname: options.hostname ?? "0.0.0.0",
+    port,
+    tls: options.cert !== undefined && options.key !== undefined
+      ? { cert: options.cert, key: options.key }
+      : undefined,
+  }, (transport) => {
+    if (closing) {
+      transport.close();
+      return;
+    }
+    accept(transport).catch(onError);
+  });
+
+  let resolveFinished!: () => void;
+  const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
+  let closePromise: Promise<void> | null = null;
+
+  return {
+    addr: listener.addr,
+    connections,
+    finished,
+    find(peer) {
+      return [...connections].filter((connection) => {
+        const remote = connection.info.remoteAddr;
+        return remote !== null &&
+          (peer.hostname === undefined || remote.hostname === peer.hostname) &&
+          (peer.port === undefined || remote.port === peer.port);
+      });
+    },
+    close(closeOptions = {}) {
+      closePromise ??= (async () => {
+        closing = true;
+        listener.close();
+        for (const transport of handshaking) transport.close();
+        const code = closeOptions.code ?? 1001;
+        const all: Promise<CloseInfo>[] = [];
+        for (const connection of connections) {
+          all.push(connection.close({
+            code,
+            ...(closeOptions.reason === undefined
+              ? {}
+              : { reason: closeOptions.reason }),
+          }));
+        }
+        await Promise.all(all);
+        resolveFinished();
+      })();
+      return closePromise;
+    },
+  };
+}
+
+/** Makes a Fetch API `Request` of a plain HTTP request head, for `fallback`. */
+function toRequest(
+  head: RequestHead,
+  transport: Transport,
+  secure: boolean,
+): Request {
+  const host = head.headers.get("host") ??
+    (transport.localAddr
+      ? `${transport.localAddr.hostname}:${transport.localAddr.port}`
+      : "localhost");
+  const target = head.target.startsWith("/") ? head.target : "/";
+  return new Request(`${secure ? "https" : "http"}://${host}${target}`, {
+    method: head.method,
+    headers: head.headers,
+  });
+}
+
+/** Writes a Fetch API `Response` as HTTP/1.1 bytes, closing after it. */
+async function serializeResponse(response: Response): Promise<Uint8Array> {
+  const body = await response.text();
+  const headers = new Headers(response.headers);
+  headers.delete("content-length");
+  headers.delete("connection");
+  headers.delete("transfer-encoding");
+  return writeResponse(
+    response.status,
+    response.statusText || "OK",
+    headers,
+    body,
+  );
+}
