@@ -1,0 +1,163 @@
+/**
+ * Runs every test on Deno and on Bun, then prints one summary line for all
+ * of them: `N passed, N failed, N skipped`. This is `deno task test`, the
+ * command the README gives and `.ci/run` calls.
+ *
+ * - Deno: `deno test -A --doc` over `tests/`, `src/` and `mod.ts` (so the
+ *   JSDoc examples run too), with its sanitizers on.
+ * - Bun: `bun test ./tests`; `bun` from PATH, else `npx -y bun@1`, so a
+ *   machine with only Node, npm and this script's Deno can run it.
+ *
+ * Counts come from each runner's JUnit report; only leaf test cases count
+ * (Deno also lists `describe` groups as cases, Bun does not).
+ *
+ * Extra arguments are passed to both runners as file filters, e.g.
+ * `deno task test tests/frame_test.ts`.
+ */
+
+const outDir = new URL("../.ci/out/", import.meta.url);
+await Deno.mkdir(outDir, { recursive: true });
+const filters = Deno.args;
+
+interface Counts {
+  passed: number;
+  failed: number;
+  skipped: number;
+}
+
+async function run(
+  command: string,
+  args: string[],
+): Promise<{ code: number }> {
+  console.log(`\n$ ${command} ${args.join(" ")}`);
+  const child = new Deno.Command(command, {
+    args,
+    stdout: "inherit",
+    stderr: "inherit",
+    env: { NO_COLOR: "1" },
+  }).spawn();
+  const { code } = await child.status;
+  return { code };
+}
+
+function decodeXml(text: string): string {
+  return text.replaceAll("&gt;", ">").replaceAll("&lt;", "<")
+    .replaceAll("&quot;", '"').replaceAll("&apos;", "'")
+    .replaceAll("&amp;", "&");
+}
+
+/** Counts the leaf test cases of a JUnit report. */
+function countJunit(xml: string, nested: "names" | "tree"): Counts {
+  const cases: { key: string; failed: boolean; skipped: boolean }[] = [];
+  const re = /<testcase\b([^>]*?)(\/>|>([\s\S]*?)<\/testcase>)/g;
+  for (const match of xml.matchAll(re)) {
+    const attrs = match[1] ?? "";
+    const body = match[3] ?? "";
+    const name = decodeXml(/\bname="([^"]*)"/.exec(attrs)?.[1] ?? "");
+    const file = decodeXml(/\bclassname="([^"]*)"/.exec(attrs)?.[1] ?? "");
+    cases.push({
+      key: nested === "names" ? name : `${file}\u0000${name}`,
+      failed: /<(failure|error)\b/.test(body),
+      skipped: /<skipped\b/.test(body),
+    });
+  }
+  // Deno names steps "group > step" and lists the group itself as a case:
+  // a case is a group when another case's name starts with its name + " > ".
+  const groups = new Set<string>();
+  if (nested === "names") {
+    for (const { key } of cases) {
+      const parts = key.split(" > ");
+      for (let i = 1; i < parts.length; i++) {
+        groups.add(parts.slice(0, i).join(" > "));
+      }
+    }
+  }
+  const counts: Counts = { passed: 0, failed: 0, skipped: 0 };
+  for (const c of cases) {
+    if (groups.has(c.key)) continue;
+    if (c.failed) counts.failed++;
+    else if (c.skipped) counts.skipped++;
+    else counts.passed++;
+  }
+  return counts;
+}
+
+async function readReport(path: URL): Promise<string | null> {
+  try {
+    return await Deno.readTextFile(path);
+  } catch {
+    return null;
+  }
+}
+
+function bunCommand(): [string, string[]] {
+  for (const dir of (Deno.env.get("PATH") ?? "").split(":")) {
+    try {
+      Deno.statSync(`${dir}/bun`);
+      return [`${dir}/bun`, []];
+    } catch {
+      // not here
+    }
+  }
+  return ["npx", ["-y", "bun@1"]];
+}
+
+const results: { name: string; counts: Counts; code: number }[] = [];
+
+// Deno: the suite plus the JSDoc examples.
+const denoXml = new URL("deno.xml", outDir);
+await Deno.remove(denoXml).catch(() => {});
+const deno = await run(Deno.execPath(), [
+  "test",
+  "-A",
+  "--doc",
+  "--reporter=dot",
+  `--junit-path=${denoXml.pathname}`,
+  ...(filters.length > 0 ? filters : ["tests/", "src/", "mod.ts"]),
+]);
+const denoReport = await readReport(denoXml);
+results.push({
+  name: "deno",
+  counts: denoReport === null
+    ? { passed: 0, failed: 1, skipped: 0 }
+    : countJunit(denoReport, "names"),
+  code: deno.code,
+});
+
+// Bun: the same suite.
+const bunXml = new URL("bun.xml", outDir);
+await Deno.remove(bunXml).catch(() => {});
+const [bunBin, bunPrefix] = bunCommand();
+const bun = await run(bunBin, [
+  ...bunPrefix,
+  "test",
+  "--reporter=junit",
+  `--reporter-outfile=${bunXml.pathname}`,
+  ...(filters.length > 0 ? filters.map((f) => `./${f}`) : ["./tests"]),
+]);
+const bunReport = await readReport(bunXml);
+results.push({
+  name: "bun",
+  counts: bunReport === null
+    ? { passed: 0, failed: 1, skipped: 0 }
+    : countJunit(bunReport, "tree"),
+  code: bun.code,
+});
+
+const total: Counts = { passed: 0, failed: 0, skipped: 0 };
+console.log("");
+for (const { name, counts, code } of results) {
+  // A runner that failed without a failing case (a crash, an unhandled
+  // rejection between tests, a sanitizer) still counts as one failure.
+  if (code !== 0 && counts.failed === 0) counts.failed = 1;
+  console.log(
+    `${name}: ${counts.passed} passed, ${counts.failed} failed, ${counts.skipped} skipped`,
+  );
+  total.passed += counts.passed;
+  total.failed += counts.failed;
+  total.skipped += counts.skipped;
+}
+console.log(
+  `${total.passed} passed, ${total.failed} failed, ${total.skipped} skipped`,
+);
+Deno.exit(total.failed === 0 ? 0 : 1);
