@@ -103,12 +103,17 @@ export const MAX_CLOSE_REASON_BYTES = 123;
  * ```
  */
 export function isValidCloseCode(code: number): boolean {
-  return (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-    (code >= 3000 && code <= 4999);
+  return Number.isInteger(code) && (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+    (code >= 3000 && code <= 4999));
 }
 
 const encoder = new TextEncoder();
-const strictDecoder = new TextDecoder("utf-8", { fatal: true });
+// ignoreBOM: a reason starting with U+FEFF must be reported as sent, BOM
+// included (the default would strip it), as text messages are (utf8.ts).
+const strictDecoder = new TextDecoder("utf-8", {
+  fatal: true,
+  ignoreBOM: true,
+});
 
 /**
  * Encodes a close frame payload: the code in network byte order, then the

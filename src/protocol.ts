@@ -162,6 +162,7 @@ const ZERO_COPY_LIMIT = 16 * 1024;
  * ```
  */
 export class Protocol {
+  /** Our end of the connection. */
   readonly role: Role;
   readonly #handler: ProtocolHandler;
   readonly #decoder: FrameDecoder;
