@@ -103,8 +103,9 @@ export const MAX_CLOSE_REASON_BYTES = 123;
  * ```
  */
 export function isValidCloseCode(code: number): boolean {
-  return Number.isInteger(code) && (code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-    (code >= 3000 && code <= 4999));
+  return Number.isInteger(code) &&
+    ((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
+      (code >= 3000 && code <= 4999));
 }
 
 const encoder = new TextEncoder();
