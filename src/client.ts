@@ -146,7 +146,21 @@ export async function connect(
     });
     const writer = transport.writable.getWriter();
     const reader = transport.readable.getReader();
-    await writer.write(request);
+    // Once connected, a socket that fails (a reset: Bun reports ECONNRESET
+    // on a read where Deno often sees a plain end) is the server hanging up
+    // without an answer, like an end of stream: status 0, the same on every
+    // runtime. The signal's reason (timeout, abort) is kept as it is.
+    const hungUp = (error: unknown): never => {
+      if (deadline.signal.aborted || error instanceof HandshakeError) {
+        throw error;
+      }
+      throw new HandshakeError(
+        "The server closed the connection before answering the handshake",
+        0,
+        { cause: error },
+      );
+    };
+    await writer.write(request).catch(hungUp);
     const { head, rest } = await readHead(
       reader,
       options.headLimits,
@@ -166,7 +180,7 @@ export async function connect(
             0,
           );
         }
-        throw error;
+        return hungUp(error);
       });
     const response = parseResponseHead(head, options.headLimits);
     if (response.status !== 101) {

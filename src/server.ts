@@ -250,6 +250,12 @@ export async function serve(
       transport.close();
     };
     let upgraded = false;
+    // Set while a hook (fallback, onUpgrade) or what it returned is being
+    // run: only an error thrown then is a server bug for onError and a 500.
+    // Any other error here comes from the socket (a reset, a client's failed
+    // TLS handshake, which Deno reports on the first read): the client's
+    // doing, so the connection is just closed.
+    let inHook = false;
     try {
       const { head, rest } = await readHead(
         reader,
@@ -258,10 +264,16 @@ export async function serve(
       );
       const requestHead = parseRequestHead(head, options.headLimits);
       if (options.fallback && !isWebSocketRequest(requestHead)) {
-        const response = await options.fallback(
-          toRequest(requestHead, transport, options.cert !== undefined),
+        const fetchRequest = toRequest(
+          requestHead,
+          transport,
+          options.cert !== undefined,
         );
-        await refuse(await serializeResponse(response));
+        inHook = true;
+        const response = await options.fallback(fetchRequest);
+        const bytes = await serializeResponse(response);
+        inHook = false;
+        await refuse(bytes);
         return;
       }
       const upgrade = validateClientRequest(requestHead);
@@ -273,7 +285,9 @@ export async function serve(
         selectSubprotocol(upgrade.protocols, options.protocols ?? []) ?? "";
       let headers: HeadersInit = {};
       if (options.onUpgrade) {
+        inHook = true;
         const decision = await options.onUpgrade(request);
+        inHook = false;
         if (decision === false) {
           throw new HandshakeError("The server refused this request", 403);
         }
@@ -284,9 +298,15 @@ export async function serve(
       }
       if (closing) throw new HandshakeError("The server is shutting down", 503);
       const extensions: ExtensionOffer[] = [];
-      await writer.write(
-        await buildServerResponse(upgrade, { protocol, extensions, headers }),
-      );
+      // A protocol or headers from onUpgrade that cannot be sent throw here.
+      inHook = true;
+      const accepted = await buildServerResponse(upgrade, {
+        protocol,
+        extensions,
+        headers,
+      });
+      inHook = false;
+      await writer.write(accepted);
       clearTimeout(timer);
       reader.releaseLock();
       writer.releaseLock();
@@ -316,7 +336,7 @@ export async function serve(
         await refuse(
           refusalResponse(new HandshakeError(error.message, 408)),
         );
-      } else if (deadline.signal.aborted || closing) {
+      } else if (deadline.signal.aborted || closing || !inHook) {
         transport.close();
       } else {
         // A hook threw something that is not a refusal: a server bug.
@@ -392,15 +412,30 @@ function toRequest(
   transport: Transport,
   secure: boolean,
 ): Request {
+  const local = transport.localAddr;
+  // An IPv6 address needs its brackets in a URL's authority.
   const host = head.headers.get("host") ??
-    (transport.localAddr
-      ? `${transport.localAddr.hostname}:${transport.localAddr.port}`
+    (local
+      ? `${
+        local.hostname.includes(":") ? `[${local.hostname}]` : local.hostname
+      }:${local.port}`
       : "localhost");
   const target = head.target.startsWith("/") ? head.target : "/";
-  return new Request(`${secure ? "https" : "http"}://${host}${target}`, {
-    method: head.method,
-    headers: head.headers,
-  });
+  try {
+    return new Request(`${secure ? "https" : "http"}://${host}${target}`, {
+      method: head.method,
+      headers: head.headers,
+    });
+  } catch (error) {
+    // A Host that is not a valid authority, or a method Fetch forbids
+    // (CONNECT, TRACE): the client's request is at fault, so it gets a 400,
+    // not a 500 and a call to onError.
+    throw new HandshakeError(
+      `Cannot pass this request to fallback: ${(error as Error).message}`,
+      400,
+      { cause: error },
+    );
+  }
 }
 
 /** Writes a Fetch API `Response` as HTTP/1.1 bytes, closing after it. */
