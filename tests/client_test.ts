@@ -831,16 +831,6 @@ describe(`connect() over ${runtimeName()} sockets`, () => {
 
   test(
     "connect over wss: without tls options, rejects a certificate it does not trust",
-    {
-      // KNOWN BUG, reported: src/transports/bun.ts turns `tls: {}` (what
-      // connect passes for wss: without options) into `tls: {}` for
-      // Bun.connect, which Bun 1.4 takes as no TLS at all: a plain TCP
-      // connection, no `handshake` callback, so connect waits for the
-      // handshakeTimeout. Remove this flag once bun.ts is fixed.
-      skip: runtimeName() === "bun"
-        ? "Bun: wss: without tls options hangs (src/transports/bun.ts bug)"
-        : false,
-    },
     bounded(async () => {
       const { port } = await wsServer({ cert, key });
       await assert.rejects(

@@ -149,7 +149,9 @@ async function connect(options: t.ConnectTransportOptions) {
   signal?.throwIfAborted();
   let tlsOptions: BunOptions["tls"];
   if (tls) {
-    tlsOptions = tls.serverName ? { serverName: tls.serverName } : {};
+    // Never an empty object: Bun 1.4 takes `tls: {}` as no TLS at all and
+    // would speak plain TCP to a wss: server.
+    tlsOptions = { serverName: tls.serverName ?? hostname };
     // Bun's `ca` replaces its default roots, while `caCerts` adds to them.
     const { rootCertificates } = await import("node:tls");
     if (tls.caCerts) tlsOptions.ca = [...rootCertificates, ...tls.caCerts];
