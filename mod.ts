@@ -11,7 +11,7 @@
  * import { connect, serve } from "@wsstream/wsstream";
  * import assert from "node:assert/strict";
  *
- * const server = await serve({ port: 0 }, async (connection) => {
+ * const server = await serve({ hostname: "127.0.0.1", port: 0 }, async (connection) => {
  *   for await (const message of connection.readable) await connection.send(message);
  * });
  * const client = await connect(`ws://127.0.0.1:${server.addr.port}`);
