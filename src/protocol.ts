@@ -238,9 +238,13 @@ export class Protocol {
    * Feeds bytes received from the peer. Bytes after the peer's close frame are
    * ignored (RFC 6455 §5.5.1: after a close frame the peer sends nothing).
    *
-   * On a protocol violation, sends a close frame with the violation's code
-   * (RFC 6455 §7.1.7, "Fail the WebSocket Connection"), moves to `closed`,
-   * and throws the `ProtocolError`; the caller should then close the socket.
+   * On a protocol violation, stops receiving and throws the
+   * `ProtocolError`; the caller then calls {@link Protocol.fail} to send the
+   * close frame and closes the socket. Messages that arrived before the
+   * violation have been reported, and until `fail()` the application may
+   * still answer them: Autobahn's strict grade (cases 3.2, 4.1.3, 5.15)
+   * wants the echo of a valid message to go out before the 1002 that the
+   * bad frame right behind it earns.
    *
    * @param chunk The bytes; payloads are unmasked in place.
    * @throws {ProtocolError} when the peer broke the protocol.
@@ -252,9 +256,26 @@ export class Protocol {
     } catch (error) {
       if (this.#closeReceived) return;
       if (!(error instanceof ProtocolError)) throw error;
-      this.#fail(error);
+      this.#failure = error;
+      this.#resetMessage();
       throw error;
     }
+  }
+
+  /**
+   * Fails the connection after `receive` threw (RFC 6455 §7.1.7, "Fail the
+   * WebSocket Connection"): sends a close frame with the violation's code,
+   * unless one was already sent, and moves to `closed`. Does nothing if
+   * there was no violation.
+   */
+  fail(): void {
+    const error = this.#failure;
+    if (error === null || this.#state === "closed") return;
+    if (!this.#closeSent) {
+      this.#closeSent = true;
+      this.#sendFrame(true, Opcode.Close, encodeClosePayload(error.closeCode));
+    }
+    this.#state = "closed";
   }
 
   /**
@@ -425,16 +446,6 @@ export class Protocol {
       applyMask(out.subarray(room, room + length), key);
     }
     this.#handler.send(out.subarray(start, room + length));
-  }
-
-  #fail(error: ProtocolError): void {
-    this.#failure = error;
-    this.#resetMessage();
-    if (!this.#closeSent) {
-      this.#closeSent = true;
-      this.#sendFrame(true, Opcode.Close, encodeClosePayload(error.closeCode));
-    }
-    this.#state = "closed";
   }
 
   #resetMessage(): void {

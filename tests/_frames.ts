@@ -528,6 +528,13 @@ export function receiveOnce(
       if (!(caught instanceof ProtocolError)) throw caught;
       assert.equal(error, null, "threw twice");
       assert.equal(protocol.failure, caught, "failure is not the error thrown");
+      // The close frame waits for the driver's fail(): until then the
+      // application may still answer what arrived before the violation.
+      const closes = recorder.log.filter((event) =>
+        event[0] === "send" && event[1][0] === 0x88
+      ).length;
+      assert.equal(closes, protocol.closeSent ? 1 : 0, "closed before fail()");
+      protocol.fail();
       error = caught;
       thrownIn = { start, end: start + chunk.length };
       // Keep feeding: a failed protocol must ignore everything after.

@@ -424,6 +424,10 @@ for (const role of ROLES) {
       assert.throws(() =>
         failed.protocol.receive(peer(Opcode.Continuation, "x"))
       );
+      // Until fail() the application may still answer earlier messages.
+      failed.protocol.sendMessage("answer");
+      failed.protocol.fail();
+      failed.recorder.clear();
       assertCannotSend(failed.protocol, failed.recorder);
 
       const ended = makeProtocol(role);
@@ -512,6 +516,9 @@ for (const role of ROLES) {
         (error: unknown) =>
           error instanceof ProtocolError && error.closeCode === 1007,
       );
+      // The close frame waits for fail(), then carries the error's code.
+      assert.deepEqual(recorder.log, []);
+      protocol.fail();
       assert.deepEqual(recorder.log, [
         ["send", ours(Opcode.Close, codeBytes(1007))],
       ]);
@@ -682,6 +689,7 @@ for (const role of ROLES) {
         (error: unknown) =>
           error instanceof ProtocolError && error.closeCode === 1002,
       );
+      protocol.fail();
       assert.equal(recorder.sends.length, 1);
       assert.equal(protocol.state, "closed");
       assert.equal(protocol.failure?.closeCode, 1002);
