@@ -93,6 +93,7 @@ export interface ConnectOptions extends ConnectionOptions {
  *     await connection.close();
  *     return answer;
  *   }
+ *   throw new Error("closed without an answer");
  * }
  * ```
  */

@@ -3,8 +3,8 @@
  * of them: `N passed, N failed, N skipped`. This is `deno task test`, the
  * command the README gives and `.ci/run` calls.
  *
- * - Deno: `deno test -A --doc` over `tests/`, `src/` and `mod.ts` (so the
- *   JSDoc examples run too), with its sanitizers on.
+ * - Deno: `deno test -A --doc` over `tests/`, `src/`, `mod.ts` and
+ *   `README.md`, so the JSDoc and README examples run too.
  * - Bun: `bun test ./tests`; `bun` from PATH, else `npx -y bun@1`, so a
  *   machine with only Node, npm and this script's Deno can run it.
  *
@@ -113,7 +113,7 @@ const deno = await run(Deno.execPath(), [
   "--doc",
   "--reporter=dot",
   `--junit-path=${denoXml.pathname}`,
-  ...(filters.length > 0 ? filters : ["tests/", "src/", "mod.ts"]),
+  ...(filters.length > 0 ? filters : ["tests/", "src/", "mod.ts", "README.md"]),
 ]);
 const denoReport = await readReport(denoXml);
 results.push({
@@ -131,6 +131,7 @@ const [bunBin, bunPrefix] = bunCommand();
 const bun = await run(bunBin, [
   ...bunPrefix,
   "test",
+  "--only-failures",
   "--reporter=junit",
   `--reporter-outfile=${bunXml.pathname}`,
   ...(filters.length > 0 ? filters.map((f) => `./${f}`) : ["./tests"]),
