@@ -1,0 +1,56 @@
+/**
+ * An echo server: every message comes back unchanged, text as text and
+ * binary as binary. It is the server Autobahn's fuzzing client tests.
+ *
+ *     deno run -A examples/echo_server.ts
+ *     bun run examples/echo_server.ts
+ *
+ * Environment: `HOSTNAME` (default 127.0.0.1) and `PORT` (default 9001; 0
+ * picks a free port, and the line printed at start names the real one).
+ * SIGINT or SIGTERM closes every connection with 1001 and exits.
+ *
+ * Note that some shells and container runtimes export `HOSTNAME` (the
+ * machine's name); set it explicitly when that is not the address you want.
+ *
+ * @module
+ */
+import { serve } from "../mod.ts";
+
+// Works on both: Deno 2 has a Node-compatible `process` global too.
+const env = globalThis.process?.env ?? {};
+const hostname = env.HOSTNAME || "127.0.0.1";
+const port = Number(env.PORT || "9001");
+if (!Number.isInteger(port) || port < 0 || port > 65535) {
+  throw new RangeError(`PORT must be a port number (0 for any), got ${port}`);
+}
+
+const server = await serve({
+  hostname,
+  port,
+  // Autobahn's largest cases send 16 MiB messages; leave room above them.
+  maxMessageSize: 64 * 1024 * 1024,
+}, async (connection) => {
+  try {
+    for await (const message of connection.readable) {
+      await connection.send(message);
+    }
+  } catch {
+    // The peer broke the protocol or vanished: the connection has already
+    // sent its close frame or dropped the socket. Nothing to log per peer.
+  }
+});
+
+const host = server.addr.hostname.includes(":")
+  ? `[${server.addr.hostname}]`
+  : server.addr.hostname;
+console.log(
+  `wsstream echo server listening on ws://${host}:${server.addr.port}`,
+);
+
+const signals = ["SIGINT", "SIGTERM"] as const;
+const shutdown = () => {
+  for (const signal of signals) globalThis.process.off(signal, shutdown);
+  // The server then holds nothing that keeps the process alive: it exits 0.
+  void server.close();
+};
+for (const signal of signals) globalThis.process.on(signal, shutdown);
