@@ -10,7 +10,7 @@
  * @module
  */
 
-import { DEFAULT_CLOSE_REASONS } from "./close.ts";
+import { DEFAULT_CLOSE_REASONS, encodeClosePayload } from "./close.ts";
 import { ConnectionClosedError, ProtocolError } from "./errors.ts";
 import type { ExtensionOffer } from "./handshake.ts";
 import { type Message, Protocol, type Role } from "./protocol.ts";
@@ -1061,21 +1061,7 @@ export function takeover(
 }
 
 function validateClose(code: number, reason: string): void {
-  if (
-    !Number.isInteger(code) ||
-    !((code >= 1000 && code <= 1003) || (code >= 1007 && code <= 1014) ||
-      (code >= 3000 && code <= 4999))
-  ) {
-    throw new RangeError(
-      `Invalid close code ${code}: use 1000-1003, 1007-1014 or 3000-4999`,
-    );
-  }
-  const size = encoder.encode(reason).length;
-  if (size > 123) {
-    throw new RangeError(
-      `Close reason is ${size} bytes of UTF-8; at most 123 fit in a close frame`,
-    );
-  }
+  encodeClosePayload(code, reason); // throws RangeError for a bad code or reason
 }
 
 function closeFromReason(reason: unknown): { code?: number; reason?: string } {

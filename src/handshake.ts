@@ -20,6 +20,7 @@ import {
   writeResponse,
   writeResponseHead,
 } from "./http1.ts";
+import { trimOWS } from "./_trim_ows.ts";
 
 /**
  * The GUID appended to the key before hashing (RFC 6455 §1.3): a value
@@ -327,7 +328,7 @@ export function parseProtocols(value: string | null): string[] {
   // A Set, so a head packed with thousands of names stays linear.
   const protocols = new Set<string>();
   for (const element of value.split(",")) {
-    const protocol = _trimOWS(element);
+    const protocol = trimOWS(element);
     if (protocol === "") continue;
     if (!TOKEN.test(protocol)) {
       throw new HandshakeError(
@@ -396,7 +397,7 @@ export function hasToken(value: string | null, token: string): boolean {
   if (value === null) return false;
   const wanted = token.toLowerCase();
   return value.split(",").some((element) =>
-    _trimOWS(element).toLowerCase() === wanted
+    trimOWS(element).toLowerCase() === wanted
   );
 }
 
@@ -1136,21 +1137,6 @@ function _parseUrl(text: string): URL | null {
   } catch {
     return null;
   }
-}
-
-/**
- * Strips optional whitespace (SP, HTAB) from both ends. A loop, not
- * `replace(/[ \t]+$/)`, which backtracks quadratically on a long run of
- * spaces inside a value.
- */
-function _trimOWS(text: string): string {
-  let start = 0;
-  let end = text.length;
-  while (start < end && (text[start] === " " || text[start] === "\t")) start++;
-  while (end > start && (text[end - 1] === " " || text[end - 1] === "\t")) {
-    end--;
-  }
-  return text.slice(start, end);
 }
 
 function _base64(bytes: Uint8Array): string {

@@ -27,6 +27,7 @@
  */
 
 import { HandshakeError } from "./errors.ts";
+import { trimOWS } from "./_trim_ows.ts";
 
 /**
  * Limits on an HTTP head, so a peer cannot make us buffer without end.
@@ -681,21 +682,6 @@ function _show(value: string): string {
     : JSON.stringify(short) + more;
 }
 
-/**
- * Strips optional whitespace (SP, HTAB) from both ends. A loop, not
- * `replace(/[ \t]+$/)`, which backtracks quadratically on a long run of
- * spaces inside a value.
- */
-function _trimOWS(text: string): string {
-  let start = 0;
-  let end = text.length;
-  while (start < end && (text[start] === " " || text[start] === "\t")) start++;
-  while (end > start && (text[end - 1] === " " || text[end - 1] === "\t")) {
-    end--;
-  }
-  return text.slice(start, end);
-}
-
 function _describeChar(char: string): string {
   const code = char.charCodeAt(0);
   const hex = `0x${code.toString(16).toUpperCase().padStart(2, "0")}`;
@@ -787,7 +773,7 @@ function _parseHead(
       );
     }
     // RFC 9112 §5.1: "field-line = field-name ":" OWS field-value OWS"
-    const value = _trimOWS(line.slice(colon + 1));
+    const value = trimOWS(line.slice(colon + 1));
     const control = CONTROL.exec(value);
     if (control !== null) {
       throw fail(
