@@ -30,6 +30,7 @@ import {
   type ServerRequest,
 } from "../src/server.ts";
 import type { Transport } from "../src/transport.ts";
+import { bounded, sleep, timed, within } from "./_wait.ts";
 
 const rt = currentRuntime();
 const HOST = "127.0.0.1";
@@ -43,40 +44,12 @@ const latin1 = {
 
 // ---- bounded waiting, and closing all a test opened ----
 
-const sleep = (ms: number) =>
-  new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Fails after `ms` instead of hanging; the timer never outlives the wait. */
-async function within<T>(ms: number, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A test body bounded in time. */
-function bounded(body: () => Promise<void>, ms = 5_000): () => Promise<void> {
-  return () => within(ms, body());
-}
-
 const cleanups: (() => unknown)[] = [];
 
 /** Registers `thing` to be cleaned up after the test, even a failed one. */
 function defer<T>(thing: T, cleanup: (thing: T) => unknown): T {
   cleanups.push(() => cleanup(thing));
   return thing;
-}
-
-/** Runs `body`, returning how long it took in ms. */
-async function timed(body: () => Promise<unknown>): Promise<number> {
-  const start = performance.now();
-  await body();
-  return performance.now() - start;
 }
 
 /** Asserts `ms` is within [low, high). */

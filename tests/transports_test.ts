@@ -17,6 +17,11 @@ import type {
   Transport,
 } from "../src/transport.ts";
 import { cert, key } from "./_certs.ts";
+import { bounded, sleep, within } from "./_wait.ts";
+
+/** A test body bounded in time: 20 s, for the 64 MiB backpressure runs. */
+const boundedFor = (body: () => Promise<void>, ms = 20_000) =>
+  bounded(body, ms);
 
 const rt = currentRuntime();
 const HOST = "127.0.0.1";
@@ -31,27 +36,6 @@ const opened = new Set<{ close(): void }>();
 function own<T extends { close(): void }>(thing: T): T {
   opened.add(thing);
   return thing;
-}
-
-const sleep = (ms: number) =>
-  new Promise<void>((resolve) => setTimeout(resolve, ms));
-
-/** Fails after `ms` instead of hanging; the timer never outlives the test. */
-async function within<T>(ms: number, promise: Promise<T>): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
-}
-
-/** A test body bounded in time. */
-function bounded(body: () => Promise<void>, ms = 20_000): () => Promise<void> {
-  return () => within(ms, body());
 }
 
 /** Listens on a free port; accepted transports queue up for `next()`. */
@@ -205,7 +189,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
 
   test(
     "TCP echo round trip: 1 MiB in several chunks, byte-exact",
-    bounded(async () => {
+    boundedFor(async () => {
       const { port } = await serve(echo);
       await echoMegabyte(await connect(port));
     }),
@@ -213,7 +197,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
 
   test(
     "TLS echo round trip with the fixture certificate trusted by caCerts",
-    bounded(async () => {
+    boundedFor(async () => {
       const { port } = await serve(echo, true);
       await echoMegabyte(await connect(port, TRUSTED));
     }),
@@ -221,7 +205,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
 
   test(
     "TLS without serverName checks the IP address against the certificate",
-    bounded(async () => {
+    boundedFor(async () => {
       const { port } = await serve(echo, true);
       const client = await connect(port, { caCerts: [cert] });
       await writeText(client.writable, "by IP");
@@ -232,7 +216,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
 
   test(
     "TLS connect rejects a certificate that is not trusted",
-    bounded(async () => {
+    boundedFor(async () => {
       const { port } = await serve(() => {}, true);
       await assert.rejects(connect(port, { serverName: "localhost" }));
       await assert.rejects(
@@ -243,7 +227,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
 
   test(
     "addresses: the listener's real port, and both ends' addresses agree",
-    bounded(async () => {
+    boundedFor(async () => {
       const { listener, port, next } = await serve();
       assert.notEqual(port, 0);
       assert.deepEqual(listener.addr, { hostname: HOST, port });
@@ -261,7 +245,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
     test(
       `half-close over ${tls ? "TLS" : "TCP"}: the server sees the end, ` +
         "then still answers",
-      bounded(async () => {
+      boundedFor(async () => {
         const { port, next } = await serve(() => {}, tls);
         const client = await connect(port, tls ? TRUSTED : undefined);
         const server = await next();
@@ -277,7 +261,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
 
   test(
     "close() twice does not throw; reads end and writes reject after it",
-    bounded(async () => {
+    boundedFor(async () => {
       const { listener, port, next } = await serve();
       const client = await connect(port);
       const server = await next();
@@ -297,7 +281,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
 
   test(
     "close() while a write waits on backpressure rejects that write",
-    bounded(async () => {
+    boundedFor(async () => {
       const { port, next } = await serve();
       await connect(port); // never reads
       const server = await next();
@@ -316,7 +300,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
 
   test(
     "listener close() stops accepting; an accepted connection still works",
-    bounded(async () => {
+    boundedFor(async () => {
       const { listener, port } = await serve(echo);
       const client = await connect(port);
       listener.close();
@@ -332,7 +316,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
 
   test(
     "onTransport throwing does not stop the listener",
-    bounded(async () => {
+    boundedFor(async () => {
       let calls = 0;
       const { port } = await serve((transport) => {
         if (++calls === 1) throw new Error("thrown on purpose by the test");
@@ -350,7 +334,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
 
   test(
     "connect to a closed port rejects",
-    bounded(async () => {
+    boundedFor(async () => {
       const listener = await rt.listen({ hostname: HOST, port: 0 }, () => {});
       const port = listener.addr.port;
       listener.close();
@@ -360,7 +344,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
 
   test(
     "connect with an already-aborted signal rejects with its reason",
-    bounded(async () => {
+    boundedFor(async () => {
       let accepted = 0;
       const { port } = await serve(() => accepted++);
       const reason = new Error("aborted by the test");
@@ -376,7 +360,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
 
   test(
     "connect aborted during the TLS handshake rejects and closes the socket",
-    bounded(async () => {
+    boundedFor(async () => {
       // A plain TCP server never answers the ClientHello.
       const { port, next } = await serve();
       const controller = new AbortController();
@@ -401,7 +385,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
 
   test(
     "a client sending garbage to a TLS listener does not break it",
-    bounded(async () => {
+    boundedFor(async () => {
       const { port } = await serve(echo, true);
       const raw = await connect(port);
       await writeText(raw.writable, "GET / HTTP/1.1\r\nHost: x\r\n\r\n");
@@ -413,7 +397,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
 
   test(
     "cancelling readable stops reading but keeps writable usable",
-    bounded(async () => {
+    boundedFor(async () => {
       const { port, next } = await serve();
       const client = await connect(port);
       const server = await next();
@@ -429,7 +413,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
     test(
       `backpressure over ${over}: the accepting end's writes stall while ` +
         "the client does not read",
-      bounded(async () => {
+      boundedFor(async () => {
         const { port, next } = await serve(() => {}, tls);
         const client = await connect(port, tls ? TRUSTED : undefined);
         await stallThenDrain(await next(), client);
@@ -439,7 +423,7 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
     test(
       `backpressure over ${over}: the accepting end stops reading while ` +
         "its reader stalls",
-      bounded(async () => {
+      boundedFor(async () => {
         const { port, next } = await serve(() => {}, tls);
         const client = await connect(port, tls ? TRUSTED : undefined);
         await stallThenDrain(client, await next());
