@@ -1,18 +1,32 @@
 /**
  * The masking kernel (RFC 6455 §5.3): XOR a payload with a 4-byte key.
  *
- * It runs over every byte a client sends and a server receives, so it works a
- * 32-bit word at a time on the aligned middle of the buffer and byte by byte
- * only on the unaligned ends. A plain byte-at-a-time reference lives in
- * `tests/mask_test.ts`, which checks this one against it.
+ * It runs over every byte a client sends and a server receives, so it is
+ * tuned, and measured on both runtimes with `bench/codec.ts`:
+ *
+ * - Large payloads go a 32-bit word at a time over an `Int32Array` view of
+ *   the aligned middle, eight words an iteration; only the unaligned ends go
+ *   byte by byte. `Int32Array`, not `Uint32Array`: a word with its top bit
+ *   set is then already the int32 that `^` gives, with nothing to convert;
+ *   it measured 15 to 25% faster on both Deno and Bun.
+ * - Small payloads go byte by byte, four bytes an iteration with the key
+ *   bytes in locals: below `WORD_THRESHOLD` bytes, creating the word view
+ *   costs more than the word loop saves.
+ *
+ * A plain byte-at-a-time reference lives in `tests/_mask_reference.ts`, and
+ * `tests/mask_test.ts` checks this kernel against it.
  *
  * @module
  */
 
 const LITTLE_ENDIAN = new Uint8Array(new Uint32Array([1]).buffer)[0] === 1;
 
-/** Below this many bytes the word loop's set-up costs more than it saves. */
-const WORD_THRESHOLD = 16;
+/**
+ * From this many bytes on, the word loop pays for its view. Measured on
+ * lengths from 8 bytes to 64 KiB: the crossover is near 64 bytes on Deno
+ * and near 256 on Bun; at 128 each runtime is within a third of its best.
+ */
+const WORD_THRESHOLD = 128;
 
 /**
  * XORs `data` in place with the 4-byte mask `key`, as if `data` began at
@@ -43,48 +57,67 @@ export function applyMask(
   offset = 0,
 ): void {
   const n = data.length;
+  if (n < WORD_THRESHOLD) {
+    maskBytes(data, 0, n, key, offset);
+    return;
+  }
+  // Bytes until the view is 4-byte aligned, so the middle can be word-sized.
+  const head = (4 - (data.byteOffset & 3)) & 3;
+  maskBytes(data, 0, head, key, offset);
+  const words = (n - head) >>> 2;
+  // The word loop starts `head` bytes in, so its key is rotated by `head`.
+  const at = offset + head;
+  const b0 = key[at & 3]!;
+  const b1 = key[(at + 1) & 3]!;
+  const b2 = key[(at + 2) & 3]!;
+  const b3 = key[(at + 3) & 3]!;
+  const word = LITTLE_ENDIAN
+    ? b0 | (b1 << 8) | (b2 << 16) | (b3 << 24)
+    : (b0 << 24) | (b1 << 16) | (b2 << 8) | b3;
+  maskWords(new Int32Array(data.buffer, data.byteOffset + head, words), word);
+  const tail = head + words * 4;
+  maskBytes(data, tail, n, key, offset + tail);
+}
+
+/** XORs `data[start..end)` with `key`, `data[start]` being payload byte `offset`. */
+function maskBytes(
+  data: Uint8Array,
+  start: number,
+  end: number,
+  key: Uint8Array,
+  offset: number,
+): void {
   const k0 = key[offset & 3]!;
   const k1 = key[(offset + 1) & 3]!;
   const k2 = key[(offset + 2) & 3]!;
   const k3 = key[(offset + 3) & 3]!;
-  if (n < WORD_THRESHOLD) {
-    for (let i = 0; i < n; i++) {
-      data[i]! ^= (i & 3) === 0
-        ? k0
-        : (i & 3) === 1
-        ? k1
-        : (i & 3) === 2
-        ? k2
-        : k3;
-    }
-    return;
+  let i = start;
+  for (const last = end - 3; i < last; i += 4) {
+    data[i]! ^= k0;
+    data[i + 1]! ^= k1;
+    data[i + 2]! ^= k2;
+    data[i + 3]! ^= k3;
   }
-  // Bytes until the view is 4-byte aligned, so the middle can be a Uint32Array.
-  const head = (4 - (data.byteOffset & 3)) & 3;
-  for (let i = 0; i < head; i++) {
-    data[i]! ^= i === 0 ? k0 : i === 1 ? k1 : k2;
-  }
-  const words = (n - head) >>> 2;
-  // The word loop starts `head` bytes in, so rotate the key by `head`.
-  const r0 = key[(offset + head) & 3]!;
-  const r1 = key[(offset + head + 1) & 3]!;
-  const r2 = key[(offset + head + 2) & 3]!;
-  const r3 = key[(offset + head + 3) & 3]!;
-  const word = LITTLE_ENDIAN
-    ? (r0 | (r1 << 8) | (r2 << 16) | (r3 << 24))
-    : ((r0 << 24) | (r1 << 16) | (r2 << 8) | r3);
-  const view = new Uint32Array(data.buffer, data.byteOffset + head, words);
+  if (i < end) data[i++]! ^= k0;
+  if (i < end) data[i++]! ^= k1;
+  if (i < end) data[i]! ^= k2;
+}
+
+/** XORs every element of `view` with `word`, eight at a time. */
+function maskWords(view: Int32Array, word: number): void {
+  const n = view.length;
   let j = 0;
-  for (const end = words - 3; j < end; j += 4) {
+  for (const last = n - 7; j < last; j += 8) {
     view[j]! ^= word;
     view[j + 1]! ^= word;
     view[j + 2]! ^= word;
     view[j + 3]! ^= word;
+    view[j + 4]! ^= word;
+    view[j + 5]! ^= word;
+    view[j + 6]! ^= word;
+    view[j + 7]! ^= word;
   }
-  for (; j < words; j++) view[j]! ^= word;
-  for (let i = head + words * 4; i < n; i++) {
-    data[i]! ^= key[(offset + i) & 3]!;
-  }
+  for (; j < n; j++) view[j]! ^= word;
 }
 
 /**

@@ -2,17 +2,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { applyMask, randomMaskSource } from "../src/mask.ts";
 import { assertBytes, hex, prng, randomBytes, toHex } from "./_frames.ts";
-
-/** The plain byte-at-a-time reference (RFC 6455 §5.3: j = i MOD 4). */
-function referenceMask(
-  data: Uint8Array,
-  key: Uint8Array,
-  offset = 0,
-): Uint8Array {
-  const out = data.slice();
-  for (let i = 0; i < out.length; i++) out[i]! ^= key[(offset + i) % 4]!;
-  return out;
-}
+import { referenceMask } from "./_mask_reference.ts";
 
 const KEY = hex("37 fa 21 3d");
 const GUARD = 0x5a;
@@ -51,23 +41,39 @@ describe("applyMask", () => {
     assert.equal(new TextDecoder().decode(data), "Hello");
   });
 
-  test("applyMask equals the reference for lengths 0..80 at every view alignment and offset", () => {
+  test("applyMask equals the reference for lengths 0..300 at every view alignment and key offset", () => {
+    // 0..300 crosses the switch from the byte loop to the word loop (128
+    // bytes), every unrolled-loop remainder, and every head and tail size.
     const random = prng(0x3a5c);
-    for (let length = 0; length <= 80; length++) {
+    for (let length = 0; length <= 300; length++) {
       for (let align = 0; align < 8; align++) {
-        for (let offset = 0; offset < 8; offset++) {
+        for (let offset = 0; offset < 4; offset++) {
           checkMask(random, length, align, offset, randomBytes(random, 4));
         }
       }
     }
   });
 
-  test("applyMask equals the reference for large lengths at every view alignment and offset", () => {
+  test("applyMask equals the reference for large lengths at every view alignment and key offset", () => {
     const random = prng(0x3a5d);
-    for (const length of [1000, 4096, 4099, 65536, 100_003]) {
+    for (const length of [1000, 4096, 4099, 65535, 65536, 65537, 100_003]) {
       for (let align = 0; align < 8; align++) {
-        for (let offset = 0; offset < 8; offset++) {
+        for (let offset = 0; offset < 4; offset++) {
           checkMask(random, length, align, offset, randomBytes(random, 4));
+        }
+      }
+    }
+  });
+
+  test("applyMask equals the reference with keys whose bytes have the top bit set", () => {
+    // A word with its top bit set is negative in the Int32Array view.
+    const random = prng(0x3a62);
+    for (
+      const key of ["ff ff ff ff", "80 00 00 00", "00 00 00 80", "7f ff 80 01"]
+    ) {
+      for (const length of [5, 127, 128, 129, 1024, 65536]) {
+        for (let offset = 0; offset < 4; offset++) {
+          checkMask(random, length, offset + 1, offset, hex(key));
         }
       }
     }

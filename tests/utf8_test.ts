@@ -405,6 +405,32 @@ describe("Utf8Decoder and decodeUtf8 details", () => {
     }
     assert.equal(decoder.end(), text);
   });
+
+  test("Utf8Decoder and decodeUtf8 keep a real U+FFFD (EF BF BD) and still reject bad bytes next to one", () => {
+    // U+FFFD is also what a lossy decoder puts in place of bad bytes; a text
+    // that really holds one must come out whole, and one with bad bytes too
+    // must still fail.
+    const text = "a\ufffdb κόσμε \ufffd";
+    const bytes = encoder.encode(text);
+    assert.equal(decodeUtf8(bytes), text);
+    check(bytes);
+    check(hex("ef bf bd ff"));
+    check(hex("ef bf bd ed a0 80 ef bf bd"));
+    check(hex("c0 af ef bf bd"));
+  });
+
+  test("Utf8Decoder decodes text cut into chunks of 1 to 9 bytes, sequences spanning several chunks", () => {
+    const text = "a κόσμε ｗ 🌍🚀 \u{10ffff}\u{10000}\u0800\u07ff\u0080 z"
+      .repeat(20);
+    const bytes = encoder.encode(text);
+    const decoder = new Utf8Decoder();
+    for (let size = 1; size <= 9; size++) {
+      for (let at = 0; at < bytes.length; at += size) {
+        decoder.push(bytes.subarray(at, at + size));
+      }
+      assert.equal(decoder.end(), text, `chunks of ${size}`);
+    }
+  });
 });
 
 /** A byte biased towards what makes UTF-8 interesting. */
