@@ -265,13 +265,6 @@ interface PendingPing {
  * ```
  */
 export class WebSocketConnection {
-  /** The messages received: text as `string`, binary as `Uint8Array`. */
-  readonly readable: ReadableStream<Message>;
-  /**
-   * The messages to send; closing it closes the connection (code 1000).
-   * Writes go out in the order they are made among {@link send} calls.
-   */
-  readonly writable: WritableStream<Sendable>;
   /** Resolves (never rejects) with how the connection ended. */
   readonly closed: Promise<CloseInfo>;
 
@@ -281,7 +274,20 @@ export class WebSocketConnection {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #options: TakeoverOptions;
   readonly #closeTimeout: number;
-  #controller!: ReadableStreamDefaultController<Message>;
+  /**
+   * Messages received and not yet taken, at most `highWaterMark` of them
+   * (the socket is read only while there is room). `readable` and async
+   * iteration both take from here; the streams are made on first use.
+   */
+  #inbox: Message[] = [];
+  #inboxHead = 0;
+  /** A `next()` waiting for a message. */
+  #waiting: PromiseWithResolvers<IteratorResult<Message, undefined>> | null =
+    null;
+  /** Set when no more messages come: `null` error means a clean end. */
+  #inboxEnd: { error: unknown } | null = null;
+  #readable: ReadableStream<Message> | null = null;
+  #writable: WritableStream<Sendable> | null = null;
   #resolveClosed!: (info: CloseInfo) => void;
   #state: ConnectionState = "open";
   #closeInfo: CloseInfo | null = null;
@@ -290,7 +296,6 @@ export class WebSocketConnection {
   #readableDone = false;
   #draining = false;
   #overflowBytes = 0;
-  #enqueued = 0;
   #sendTail: Promise<void> = Promise.resolve();
   /** Sends waiting in `#sendTail`; with none, a send may go out at once. */
   #sendsQueued = 0;
@@ -357,21 +362,39 @@ export class WebSocketConnection {
       send: (bytes) => this.#write(bytes),
     });
 
-    this.readable = new ReadableStream<Message>(
-      {
-        start: (controller) => {
-          this.#controller = controller;
-        },
-        pull: () => this.#pull(),
-        cancel: () => {
-          // Like WebSocketStream: no longer reading means closing.
-          this.#readableDone = true;
-          void this.close();
-        },
-      },
-      new CountQueuingStrategy({ highWaterMark: this.#highWaterMark }),
-    );
+    this.#readMore();
 
+    const keepalive = options.keepalive ??
+      (options.role === "server" ? SERVER_KEEPALIVE : false);
+    if (keepalive) this.#startKeepalive(keepalive);
+  }
+
+  /**
+   * The messages received: text as `string`, binary as `Uint8Array`. Made on
+   * first use; iterating the connection itself takes the same messages
+   * without a stream in between.
+   */
+  get readable(): ReadableStream<Message> {
+    return this.#readable ??= new ReadableStream<Message>({
+      pull: async (controller) => {
+        const result = await this.#next();
+        if (result.done) controller.close();
+        else controller.enqueue(result.value);
+      },
+      cancel: () => this.#stopReading(),
+    }, { highWaterMark: 0 });
+  }
+
+  /**
+   * The messages to send; closing it closes the connection (code 1000).
+   * Writes go out in the order they are made among {@link send} calls.
+   * Made on first use.
+   */
+  get writable(): WritableStream<Sendable> {
+    return this.#writable ??= this.#makeWritable();
+  }
+
+  #makeWritable(): WritableStream<Sendable> {
     // A write to `writable` takes its turn among the sends when write() is
     // called (the strategy's size() runs inside it), not when the stream
     // hands the chunk to write() below: that waits for the previous write to
@@ -384,7 +407,7 @@ export class WebSocketConnection {
       writesEnded = true;
       for (const turn of turns.splice(0)) turn.go(false);
     };
-    this.writable = new WritableStream<Sendable>({
+    return new WritableStream<Sendable>({
       write: async () => {
         const turn = turns.shift()!;
         turn.go(true);
@@ -419,10 +442,6 @@ export class WebSocketConnection {
         return 1;
       },
     });
-
-    const keepalive = options.keepalive ??
-      (options.role === "server" ? SERVER_KEEPALIVE : false);
-    if (keepalive) this.#startKeepalive(keepalive);
   }
 
   /** A snapshot of the connection's state, addresses, protocol and counters. */
@@ -629,9 +648,20 @@ export class WebSocketConnection {
     return this.closed;
   }
 
-  /** Async iteration over the messages received (same as iterating `readable`). */
-  [Symbol.asyncIterator](): AsyncIterator<Message> {
-    return this.readable[Symbol.asyncIterator]();
+  /**
+   * Async iteration over the messages received, like iterating `readable`
+   * (leaving the loop early closes the connection) but without the stream.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
+    const iterator: AsyncIterableIterator<Message> = {
+      next: () => this.#next(),
+      return: (value?: unknown) => {
+        this.#stopReading();
+        return Promise.resolve({ done: true, value: value as Message });
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
   }
 
   // ---- sending ----
@@ -835,20 +865,71 @@ export class WebSocketConnection {
 
   // ---- receiving ----
 
-  /**
-   * Reads until at least one message is queued or the connection ends: a
-   * `pull` that queues nothing is not called again (WHATWG Streams), so
-   * returning after a partial frame would stall a waiting reader.
-   */
-  async #pull(): Promise<void> {
-    const before = this.#enqueued;
-    while (
-      this.#enqueued === before && this.#closeInfo === null &&
-      this.#failing === null
-    ) {
-      await this.#read();
+  /** The next message, or the end (rejected if the connection failed). */
+  #next(): Promise<IteratorResult<Message, undefined>> {
+    if (this.#inboxHead < this.#inbox.length) {
+      const value = this.#inbox[this.#inboxHead]!;
+      this.#inbox[this.#inboxHead++] = undefined as unknown as Message;
+      if (this.#inboxHead === this.#inbox.length) {
+        this.#inbox = [];
+        this.#inboxHead = 0;
+      }
+      this.#readMore();
+      return Promise.resolve({ done: false, value });
     }
-    if (this.#failing !== null) this.#failWhenDrained();
+    const end = this.#inboxEnd;
+    if (end !== null) {
+      return end.error === null
+        ? Promise.resolve({ done: true, value: undefined })
+        : Promise.reject(end.error);
+    }
+    if (this.#waiting === null) {
+      this.#waiting = Promise.withResolvers();
+      this.#readMore();
+    }
+    return this.#waiting.promise;
+  }
+
+  get #queued(): number {
+    return this.#inbox.length - this.#inboxHead;
+  }
+
+  /**
+   * Reads while the inbox has room (it is below `highWaterMark`), one chunk
+   * at a time; the reads stop when it is full and go on when it is not.
+   */
+  #readMore(): void {
+    if (this.#reading !== null) return;
+    if (this.#failing !== null) return this.#failWhenDrained();
+    if (
+      this.#closeInfo !== null || this.#readableDone ||
+      this.#queued >= this.#highWaterMark
+    ) return;
+    this.#read().then(() => this.#readMore());
+  }
+
+  /** The application stopped reading: like WebSocketStream, that closes. */
+  #stopReading(): void {
+    this.#readableDone = true;
+    this.#inbox = [];
+    this.#inboxHead = 0;
+    this.#endInbox(null);
+    void this.close();
+  }
+
+  /** No more messages come; a waiting `next()` gets the end now. */
+  #endInbox(error: unknown): void {
+    if (this.#inboxEnd !== null) return;
+    this.#inboxEnd = { error };
+    if (error !== null) {
+      this.#inbox = [];
+      this.#inboxHead = 0;
+    }
+    const waiting = this.#waiting;
+    this.#waiting = null;
+    if (waiting === null) return;
+    if (error === null) waiting.resolve({ done: true, value: undefined });
+    else waiting.reject(error);
   }
 
   /** Reads one chunk from the transport (one read at a time) and feeds it in. */
@@ -903,8 +984,13 @@ export class WebSocketConnection {
   #onMessage(data: Message): void {
     this.#messagesReceived++;
     if (this.#readableDone) return;
-    const controller = this.#controller;
-    if (this.#draining && (controller.desiredSize ?? 0) <= 0) {
+    const waiting = this.#waiting;
+    if (waiting !== null) {
+      this.#waiting = null;
+      waiting.resolve({ done: false, value: data });
+      return;
+    }
+    if (this.#draining && this.#queued >= this.#highWaterMark) {
       // Past the queue while closing: keep what fits in one message's limit,
       // so a peer flooding us during the close handshake cannot grow memory.
       const size = typeof data === "string" ? data.length * 3 : data.length;
@@ -913,8 +999,7 @@ export class WebSocketConnection {
         return;
       }
     }
-    this.#enqueued++;
-    controller.enqueue(data);
+    this.#inbox.push(data);
   }
 
   #onPong(payload: Uint8Array): void {
@@ -982,8 +1067,9 @@ export class WebSocketConnection {
 
   /** Fails once `readable`'s queue is empty, after the application's turn. */
   #failWhenDrained(): void {
-    const queued = this.#highWaterMark - (this.#controller.desiredSize ?? 0);
-    if (this.#failScheduled || (queued > 0 && !this.#readableDone)) return;
+    if (this.#failScheduled || (this.#queued > 0 && !this.#readableDone)) {
+      return;
+    }
     this.#failScheduled = true;
     // A macrotask: the application's answer to the last message is sent
     // from microtasks after its read resolves, so it is queued by then.
@@ -1077,12 +1163,7 @@ export class WebSocketConnection {
     for (const ping of this.#pings.splice(0)) ping.reject(closedError);
     if (!this.#readableDone) {
       this.#readableDone = true;
-      try {
-        if (info.wasClean) this.#controller.close();
-        else this.#controller.error(error ?? closedError);
-      } catch {
-        // Already closed or errored.
-      }
+      this.#endInbox(info.wasClean ? null : error ?? closedError);
     }
     const drop = () => {
       clearTimeout(flushTimer);
