@@ -222,6 +222,21 @@ const DEFAULT_CLOSE_TIMEOUT = 10_000;
 const SERVER_KEEPALIVE: KeepaliveOptions = { interval: 30_000 };
 const encoder = new TextEncoder();
 
+/**
+ * Frames written within one turn of the event loop are gathered ("corked")
+ * and handed to the transport as one write at the next macrotask, or at once
+ * when this many bytes are waiting. One write per batch instead of one per
+ * frame is most of the speed of small messages.
+ */
+const CORK_LIMIT = 64 * 1024;
+/** Frames at least this large are written as they are, never copied. */
+const COPY_LIMIT = 16 * 1024;
+/** Runs `task` after the current macrotask (Deno and Bun both have it). */
+const nextMacrotask: (task: () => void) => void =
+  (globalThis as { setImmediate?: (task: () => void) => void }).setImmediate ??
+    ((task) => setTimeout(task, 0));
+const resolved = Promise.resolve();
+
 interface PendingPing {
   payload: Uint8Array;
   started: number;
@@ -250,13 +265,6 @@ interface PendingPing {
  * ```
  */
 export class WebSocketConnection {
-  /** The messages received: text as `string`, binary as `Uint8Array`. */
-  readonly readable: ReadableStream<Message>;
-  /**
-   * The messages to send; closing it closes the connection (code 1000).
-   * Writes go out in the order they are made among {@link send} calls.
-   */
-  readonly writable: WritableStream<Sendable>;
   /** Resolves (never rejects) with how the connection ended. */
   readonly closed: Promise<CloseInfo>;
 
@@ -266,7 +274,20 @@ export class WebSocketConnection {
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
   readonly #options: TakeoverOptions;
   readonly #closeTimeout: number;
-  #controller!: ReadableStreamDefaultController<Message>;
+  /**
+   * Messages received and not yet taken, at most `highWaterMark` of them
+   * (the socket is read only while there is room). `readable` and async
+   * iteration both take from here; the streams are made on first use.
+   */
+  #inbox: Message[] = [];
+  #inboxHead = 0;
+  /** A `next()` waiting for a message. */
+  #waiting: PromiseWithResolvers<IteratorResult<Message, undefined>> | null =
+    null;
+  /** Set when no more messages come: `null` error means a clean end. */
+  #inboxEnd: { error: unknown } | null = null;
+  #readable: ReadableStream<Message> | null = null;
+  #writable: WritableStream<Sendable> | null = null;
   #resolveClosed!: (info: CloseInfo) => void;
   #state: ConnectionState = "open";
   #closeInfo: CloseInfo | null = null;
@@ -275,8 +296,13 @@ export class WebSocketConnection {
   #readableDone = false;
   #draining = false;
   #overflowBytes = 0;
-  #enqueued = 0;
   #sendTail: Promise<void> = Promise.resolve();
+  /** Sends waiting in `#sendTail`; with none, a send may go out at once. */
+  #sendsQueued = 0;
+  /** Corked frames, not yet handed to the transport (see CORK_LIMIT). */
+  #corked: Uint8Array[] = [];
+  #corkedBytes = 0;
+  #flushScheduled = false;
   #writeError: unknown = null;
   #pings: PendingPing[] = [];
   #pingCounter = 0;
@@ -336,21 +362,39 @@ export class WebSocketConnection {
       send: (bytes) => this.#write(bytes),
     });
 
-    this.readable = new ReadableStream<Message>(
-      {
-        start: (controller) => {
-          this.#controller = controller;
-        },
-        pull: () => this.#pull(),
-        cancel: () => {
-          // Like WebSocketStream: no longer reading means closing.
-          this.#readableDone = true;
-          void this.close();
-        },
-      },
-      new CountQueuingStrategy({ highWaterMark: this.#highWaterMark }),
-    );
+    this.#readMore();
 
+    const keepalive = options.keepalive ??
+      (options.role === "server" ? SERVER_KEEPALIVE : false);
+    if (keepalive) this.#startKeepalive(keepalive);
+  }
+
+  /**
+   * The messages received: text as `string`, binary as `Uint8Array`. Made on
+   * first use; iterating the connection itself takes the same messages
+   * without a stream in between.
+   */
+  get readable(): ReadableStream<Message> {
+    return this.#readable ??= new ReadableStream<Message>({
+      pull: async (controller) => {
+        const result = await this.#next();
+        if (result.done) controller.close();
+        else controller.enqueue(result.value);
+      },
+      cancel: () => this.#stopReading(),
+    }, { highWaterMark: 0 });
+  }
+
+  /**
+   * The messages to send; closing it closes the connection (code 1000).
+   * Writes go out in the order they are made among {@link send} calls.
+   * Made on first use.
+   */
+  get writable(): WritableStream<Sendable> {
+    return this.#writable ??= this.#makeWritable();
+  }
+
+  #makeWritable(): WritableStream<Sendable> {
     // A write to `writable` takes its turn among the sends when write() is
     // called (the strategy's size() runs inside it), not when the stream
     // hands the chunk to write() below: that waits for the previous write to
@@ -363,7 +407,7 @@ export class WebSocketConnection {
       writesEnded = true;
       for (const turn of turns.splice(0)) turn.go(false);
     };
-    this.writable = new WritableStream<Sendable>({
+    return new WritableStream<Sendable>({
       write: async () => {
         const turn = turns.shift()!;
         turn.go(true);
@@ -398,10 +442,6 @@ export class WebSocketConnection {
         return 1;
       },
     });
-
-    const keepalive = options.keepalive ??
-      (options.role === "server" ? SERVER_KEEPALIVE : false);
-    if (keepalive) this.#startKeepalive(keepalive);
   }
 
   /** A snapshot of the connection's state, addresses, protocol and counters. */
@@ -451,6 +491,20 @@ export class WebSocketConnection {
    * ```
    */
   send(message: Sendable, options: SendOptions = {}): Promise<void> {
+    // The common case, a whole string or byte message with nothing queued
+    // before it, goes out without the queue's promises.
+    if (
+      this.#sendsQueued === 0 && this.#state === "open" &&
+      options.fin !== false && options.type === undefined &&
+      (typeof message === "string" || message instanceof Uint8Array)
+    ) {
+      try {
+        this.#sendNow(message, true, undefined);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return this.#hasRoom() ? resolved : this.#flush();
+    }
     return this.#send(message, options, null);
   }
 
@@ -594,9 +648,20 @@ export class WebSocketConnection {
     return this.closed;
   }
 
-  /** Async iteration over the messages received (same as iterating `readable`). */
-  [Symbol.asyncIterator](): AsyncIterator<Message> {
-    return this.readable[Symbol.asyncIterator]();
+  /**
+   * Async iteration over the messages received, like iterating `readable`
+   * (leaving the loop early closes the connection) but without the stream.
+   */
+  [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
+    const iterator: AsyncIterableIterator<Message> = {
+      next: () => this.#next(),
+      return: (value?: unknown) => {
+        this.#stopReading();
+        return Promise.resolve({ done: true, value: value as Message });
+      },
+      [Symbol.asyncIterator]: () => iterator,
+    };
+    return iterator;
   }
 
   // ---- sending ----
@@ -608,10 +673,15 @@ export class WebSocketConnection {
     if (this.#state !== "open") {
       return Promise.reject(this.#closedError("send"));
     }
+    this.#sendsQueued++;
     const result = this.#sendTail.then(async () => {
-      if (gate !== null && !(await gate)) return;
-      if (this.#state === "closed") throw this.#closedError("send");
-      return task();
+      try {
+        if (gate !== null && !(await gate)) return;
+        if (this.#state === "closed") throw this.#closedError("send");
+        return await task();
+      } finally {
+        this.#sendsQueued--;
+      }
     });
     // The chain itself must never reject, or later sends would fail too.
     this.#sendTail = result.catch(() => {});
@@ -623,6 +693,16 @@ export class WebSocketConnection {
     fin: boolean,
     type: "text" | "binary" | undefined,
   ): Promise<void> {
+    this.#sendNow(payload, fin, type);
+    if (!this.#hasRoom()) await this.#flush();
+  }
+
+  /** Hands one message or fragment to the protocol (its frames are corked). */
+  #sendNow(
+    payload: Message,
+    fin: boolean,
+    type: "text" | "binary" | undefined,
+  ): void {
     try {
       if (type === "text" && typeof payload !== "string") {
         this.#checkOutgoingText(payload, fin);
@@ -640,7 +720,6 @@ export class WebSocketConnection {
     }
     this.#fragmenting = !fin;
     if (fin) this.#messagesSent++;
-    await this.#flush();
   }
 
   async #sendIterable(
@@ -712,13 +791,71 @@ export class WebSocketConnection {
     if (fin) this.#outgoingText = null;
   }
 
+  /** Corks a frame from the protocol; see CORK_LIMIT. */
   #write(bytes: Uint8Array): void {
     this.#bytesSent += bytes.length;
-    this.#writer.write(bytes).catch((error) => this.#onTransportError(error));
+    this.#corked.push(bytes);
+    this.#corkedBytes += bytes.length;
+    if (this.#corkedBytes >= CORK_LIMIT) this.#uncork();
+    else if (!this.#flushScheduled) {
+      this.#flushScheduled = true;
+      nextMacrotask(this.#onFlushTime);
+    }
+  }
+
+  readonly #onFlushTime = (): void => {
+    this.#flushScheduled = false;
+    // While the transport is still busy with the last batch, let the next
+    // grow (up to CORK_LIMIT): it goes out when the transport has room.
+    if (this.#corkedBytes === 0) return;
+    if ((this.#writer.desiredSize ?? 1) > 0) return this.#uncork();
+    this.#flushScheduled = true;
+    this.#writer.ready.then(this.#onFlushTime, () => this.#uncork());
+  };
+
+  /** Hands the corked frames to the transport: small ones as one write. */
+  #uncork(): void {
+    const frames = this.#corked;
+    if (frames.length === 0) return;
+    this.#corked = [];
+    this.#corkedBytes = 0;
+    const write = (bytes: Uint8Array) =>
+      this.#writer.write(bytes).catch((error) => this.#onTransportError(error));
+    let run = 0; // bytes in the run of small frames before frames[i]
+    let start = 0;
+    for (let i = 0; i <= frames.length; i++) {
+      const frame = frames[i];
+      if (frame !== undefined && frame.length < COPY_LIMIT) {
+        run += frame.length;
+        continue;
+      }
+      if (i - start === 1) write(frames[start]!);
+      else if (i - start > 1) {
+        const joined = new Uint8Array(run);
+        for (let at = 0, j = start; j < i; j++) {
+          joined.set(frames[j]!, at);
+          at += frames[j]!.length;
+        }
+        write(joined);
+      }
+      if (frame !== undefined) write(frame);
+      run = 0;
+      start = i + 1;
+    }
+  }
+
+  /**
+   * Whether a send may return at once: fewer than CORK_LIMIT bytes corked
+   * and the transport no further behind than one write.
+   */
+  #hasRoom(): boolean {
+    return this.#corkedBytes < CORK_LIMIT &&
+      (this.#writer.desiredSize ?? 0) >= 0;
   }
 
   /** Waits until the transport has room again (its backpressure). */
   async #flush(): Promise<void> {
+    this.#uncork();
     try {
       await this.#writer.ready;
     } catch (error) {
@@ -728,20 +865,71 @@ export class WebSocketConnection {
 
   // ---- receiving ----
 
-  /**
-   * Reads until at least one message is queued or the connection ends: a
-   * `pull` that queues nothing is not called again (WHATWG Streams), so
-   * returning after a partial frame would stall a waiting reader.
-   */
-  async #pull(): Promise<void> {
-    const before = this.#enqueued;
-    while (
-      this.#enqueued === before && this.#closeInfo === null &&
-      this.#failing === null
-    ) {
-      await this.#read();
+  /** The next message, or the end (rejected if the connection failed). */
+  #next(): Promise<IteratorResult<Message, undefined>> {
+    if (this.#inboxHead < this.#inbox.length) {
+      const value = this.#inbox[this.#inboxHead]!;
+      this.#inbox[this.#inboxHead++] = undefined as unknown as Message;
+      if (this.#inboxHead === this.#inbox.length) {
+        this.#inbox = [];
+        this.#inboxHead = 0;
+      }
+      this.#readMore();
+      return Promise.resolve({ done: false, value });
     }
-    if (this.#failing !== null) this.#failWhenDrained();
+    const end = this.#inboxEnd;
+    if (end !== null) {
+      return end.error === null
+        ? Promise.resolve({ done: true, value: undefined })
+        : Promise.reject(end.error);
+    }
+    if (this.#waiting === null) {
+      this.#waiting = Promise.withResolvers();
+      this.#readMore();
+    }
+    return this.#waiting.promise;
+  }
+
+  get #queued(): number {
+    return this.#inbox.length - this.#inboxHead;
+  }
+
+  /**
+   * Reads while the inbox has room (it is below `highWaterMark`), one chunk
+   * at a time; the reads stop when it is full and go on when it is not.
+   */
+  #readMore(): void {
+    if (this.#reading !== null) return;
+    if (this.#failing !== null) return this.#failWhenDrained();
+    if (
+      this.#closeInfo !== null || this.#readableDone ||
+      this.#queued >= this.#highWaterMark
+    ) return;
+    this.#read().then(() => this.#readMore());
+  }
+
+  /** The application stopped reading: like WebSocketStream, that closes. */
+  #stopReading(): void {
+    this.#readableDone = true;
+    this.#inbox = [];
+    this.#inboxHead = 0;
+    this.#endInbox(null);
+    void this.close();
+  }
+
+  /** No more messages come; a waiting `next()` gets the end now. */
+  #endInbox(error: unknown): void {
+    if (this.#inboxEnd !== null) return;
+    this.#inboxEnd = { error };
+    if (error !== null) {
+      this.#inbox = [];
+      this.#inboxHead = 0;
+    }
+    const waiting = this.#waiting;
+    this.#waiting = null;
+    if (waiting === null) return;
+    if (error === null) waiting.resolve({ done: true, value: undefined });
+    else waiting.reject(error);
   }
 
   /** Reads one chunk from the transport (one read at a time) and feeds it in. */
@@ -796,8 +984,13 @@ export class WebSocketConnection {
   #onMessage(data: Message): void {
     this.#messagesReceived++;
     if (this.#readableDone) return;
-    const controller = this.#controller;
-    if (this.#draining && (controller.desiredSize ?? 0) <= 0) {
+    const waiting = this.#waiting;
+    if (waiting !== null) {
+      this.#waiting = null;
+      waiting.resolve({ done: false, value: data });
+      return;
+    }
+    if (this.#draining && this.#queued >= this.#highWaterMark) {
       // Past the queue while closing: keep what fits in one message's limit,
       // so a peer flooding us during the close handshake cannot grow memory.
       const size = typeof data === "string" ? data.length * 3 : data.length;
@@ -806,8 +999,7 @@ export class WebSocketConnection {
         return;
       }
     }
-    this.#enqueued++;
-    controller.enqueue(data);
+    this.#inbox.push(data);
   }
 
   #onPong(payload: Uint8Array): void {
@@ -875,8 +1067,9 @@ export class WebSocketConnection {
 
   /** Fails once `readable`'s queue is empty, after the application's turn. */
   #failWhenDrained(): void {
-    const queued = this.#highWaterMark - (this.#controller.desiredSize ?? 0);
-    if (this.#failScheduled || (queued > 0 && !this.#readableDone)) return;
+    if (this.#failScheduled || (this.#queued > 0 && !this.#readableDone)) {
+      return;
+    }
     this.#failScheduled = true;
     // A macrotask: the application's answer to the last message is sent
     // from microtasks after its read resolves, so it is queued by then.
@@ -970,12 +1163,7 @@ export class WebSocketConnection {
     for (const ping of this.#pings.splice(0)) ping.reject(closedError);
     if (!this.#readableDone) {
       this.#readableDone = true;
-      try {
-        if (info.wasClean) this.#controller.close();
-        else this.#controller.error(error ?? closedError);
-      } catch {
-        // Already closed or errored.
-      }
+      this.#endInbox(info.wasClean ? null : error ?? closedError);
     }
     const drop = () => {
       clearTimeout(flushTimer);
@@ -987,9 +1175,12 @@ export class WebSocketConnection {
     // that never reads must not hold the socket open past the deadline.
     let flushTimer: ReturnType<typeof setTimeout> | undefined;
     if (graceful) {
+      this.#uncork();
       flushTimer = setTimeout(drop, this.#closeTimeout);
       this.#writer.close().catch(() => {}).finally(drop);
     } else {
+      this.#corked = [];
+      this.#corkedBytes = 0;
       this.#writer.abort().catch(() => {});
       drop();
     }

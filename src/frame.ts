@@ -181,6 +181,8 @@ export class FrameDecoder {
   /** Payload bytes left in the current frame; -1 while reading a header. */
   #remaining = -1;
   #maskKey: Uint8Array | null = null;
+  /** The current frame's key, reused from frame to frame (no allocation). */
+  readonly #maskBytes = new Uint8Array(4);
   #maskOffset = 0;
   readonly #header: FrameHeader = {
     fin: false,
@@ -325,7 +327,12 @@ export class FrameDecoder {
       }
     }
     if (masked) {
-      this.#maskKey = bytes.slice(p, p + 4);
+      const key = this.#maskBytes;
+      key[0] = bytes[p]!;
+      key[1] = bytes[p + 1]!;
+      key[2] = bytes[p + 2]!;
+      key[3] = bytes[p + 3]!;
+      this.#maskKey = key;
       this.#maskOffset = 0;
     } else {
       this.#maskKey = null;

@@ -436,6 +436,17 @@ export class Protocol {
       return;
     }
     const key = this.#nextMask === null ? null : this.#nextMask();
+    if (text.length <= JS_ENCODE_LIMIT && isAscii(text)) {
+      // The exact size is known: one buffer, no views.
+      const length = text.length;
+      const at = frameHeaderSize(length, key !== null);
+      const out = new Uint8Array(at + length);
+      writeFrameHeader(out, 0, fin, 0, opcode, length, key);
+      for (let i = 0; i < length; i++) out[at + i] = text.charCodeAt(i);
+      if (key !== null && length > 0) applyMask(out.subarray(at), key);
+      this.#handler.send(out);
+      return;
+    }
     const most = text.length * 3;
     const room = frameHeaderSize(most, key !== null);
     const out = new Uint8Array(room + most);
@@ -583,6 +594,17 @@ export class Protocol {
   }
 }
 
+/** Below this many characters, ASCII is framed in JS, not by a native call. */
+const JS_ENCODE_LIMIT = 256;
+
+/** Whether every character of `text` is ASCII (one UTF-8 byte each). */
+function isAscii(text: string): boolean {
+  for (let i = 0; i < text.length; i++) {
+    if (text.charCodeAt(i) >= 0x80) return false;
+  }
+  return true;
+}
+
 /** Joins chunks into one new buffer of `size` bytes. */
 function concat(parts: Uint8Array[], size: number): Uint8Array {
   if (parts.length === 1) return parts[0]!.slice();
@@ -601,5 +623,7 @@ function concat(parts: Uint8Array[], size: number): Uint8Array {
  * next to its buffer.
  */
 function ownedView(view: Uint8Array): Uint8Array {
+  // Small views are copied without asking: a copy is cheaper than `buffer`.
+  if (view.length < 4096) return view.slice();
   return view.length * 2 >= view.buffer.byteLength ? view : view.slice();
 }

@@ -11,7 +11,12 @@ import type * as t from "../transport.ts";
 export type * from "../transport.ts";
 
 type Conn = Deno.Conn<Deno.NetAddr>;
-const CHUNK_SIZE = 64 * 1024;
+// Reads go into a fresh buffer each time (its views are handed on), sized to
+// the traffic: a read that fills its buffer doubles the next one, up to
+// MAX_READ; one that uses less than a quarter halves it, down to MIN_READ.
+// An idle connection, whose pending read holds its buffer, costs MIN_READ.
+const MIN_READ = 1024;
+const MAX_READ = 64 * 1024;
 
 const address = ({ hostname, port }: Deno.NetAddr) => ({ hostname, port });
 
@@ -36,9 +41,10 @@ function wrap(conn: Conn): t.Transport {
   };
   // Nothing can use the socket once both directions are over.
   const finish = () => readDone && writeDone && close();
+  let readSize = MIN_READ;
   const readable = new ReadableStream<Uint8Array>({
     async pull(controller) {
-      const buffer = new Uint8Array(CHUNK_SIZE);
+      const buffer = new Uint8Array(readSize);
       let n: number | null;
       try {
         n = await conn.read(buffer);
@@ -48,7 +54,13 @@ function wrap(conn: Conn): t.Transport {
         n = null;
       }
       if (readDone) return; // cancelled meanwhile
-      if (n !== null) return controller.enqueue(buffer.subarray(0, n));
+      if (n !== null) {
+        if (n === readSize) readSize = Math.min(readSize * 2, MAX_READ);
+        else if (n < readSize >>> 2) {
+          readSize = Math.max(readSize >>> 1, MIN_READ);
+        }
+        return controller.enqueue(buffer.subarray(0, n));
+      }
       readDone = true;
       controller.close();
       finish();
@@ -57,7 +69,7 @@ function wrap(conn: Conn): t.Transport {
       readDone = true;
       finish();
     },
-  }, { highWaterMark: CHUNK_SIZE, size: (chunk) => chunk.byteLength });
+  }, { highWaterMark: MAX_READ, size: (chunk) => chunk.byteLength });
   const writable = new WritableStream<Uint8Array>({
     async write(chunk) {
       try {
