@@ -424,8 +424,16 @@ export class Protocol {
     }
     const out = new Uint8Array(headerSize + length);
     writeFrameHeader(out, 0, fin, 0, opcode, length, key);
-    out.set(payload, headerSize);
-    if (key !== null && length > 0) applyMask(out.subarray(headerSize), key);
+    if (key === null) out.set(payload, headerSize);
+    else if (length < SMALL_PAYLOAD) {
+      // Masked as it is copied: no view, no second pass.
+      for (let i = 0; i < length; i++) {
+        out[headerSize + i] = payload[i]! ^ key[i & 3]!;
+      }
+    } else {
+      out.set(payload, headerSize);
+      applyMask(out.subarray(headerSize), key);
+    }
     this.#handler.send(out);
   }
 
@@ -442,8 +450,14 @@ export class Protocol {
       const at = frameHeaderSize(length, key !== null);
       const out = new Uint8Array(at + length);
       writeFrameHeader(out, 0, fin, 0, opcode, length, key);
-      for (let i = 0; i < length; i++) out[at + i] = text.charCodeAt(i);
-      if (key !== null && length > 0) applyMask(out.subarray(at), key);
+      if (key === null) {
+        for (let i = 0; i < length; i++) out[at + i] = text.charCodeAt(i);
+      } else {
+        // Masked as it is copied (RFC 6455 §5.3), without a second pass.
+        for (let i = 0; i < length; i++) {
+          out[at + i] = text.charCodeAt(i) ^ key[i & 3]!;
+        }
+      }
       this.#handler.send(out);
       return;
     }
@@ -593,6 +607,9 @@ export class Protocol {
     }
   }
 }
+
+/** Below this many bytes, a payload is masked byte by byte as it is copied. */
+const SMALL_PAYLOAD = 128;
 
 /** Below this many characters, ASCII is framed in JS, not by a native call. */
 const JS_ENCODE_LIMIT = 256;
