@@ -1,0 +1,25 @@
+/**
+ * Our server, as a user writes it: `serve()` from mod.ts, and a handler that
+ * reads the connection with `for await` and echoes with `await send()`.
+ * Keepalive is off (the native servers ping only after 120 s idle, which no
+ * run reaches). Runs on Deno and on Bun; prints its port, serves until
+ * killed (SIGTERM exits cleanly, so `--cpu-prof` writes its profile).
+ *
+ * @module
+ */
+import process from "node:process";
+import { serve } from "../../mod.ts";
+
+const server = await serve({
+  hostname: "127.0.0.1",
+  port: 0,
+  keepalive: false,
+  // The load generator drops its idle connections by exiting.
+  onError: () => {},
+}, async (connection) => {
+  for await (const message of connection.readable) {
+    await connection.send(message);
+  }
+});
+console.log(server.addr.port);
+process.on("SIGTERM", () => process.exit(0));
