@@ -13,7 +13,7 @@ await runEchoClient("ours", async (url, onMessage) => {
   const connection = await connect(url);
   let closing = false;
   const reading = (async () => {
-    for await (const message of connection.readable) {
+    for await (const message of connection) {
       if (typeof message === "string") fail("A text echo of a binary message");
       await onMessage(message);
     }

@@ -17,7 +17,7 @@ const server = await serve({
   // The load generator drops its idle connections by exiting.
   onError: () => {},
 }, async (connection) => {
-  for await (const message of connection.readable) {
+  for await (const message of connection) {
     await connection.send(message);
   }
 });
