@@ -4,12 +4,19 @@
  * command the README gives and `.ci/run` calls.
  *
  * - Deno: `deno test -A --doc` over `tests/`, `src/`, `mod.ts` and
- *   `README.md`, so the JSDoc and README examples run too.
+ *   `README.md`, so the JSDoc and README examples run too, with
+ *   `tests/_deno_import_map.json` mapping `node:test` to
+ *   `tests/_node_test_on_deno.ts`: the suites then run as `Deno.test`s with
+ *   the op, resource and exit sanitizers on, which Deno's own `node:test`
+ *   leaves off. (The import map has no other entry; the doc tests'
+ *   `@wsstream/wsstream` still resolves through `deno.json`'s name and
+ *   exports.)
  * - Bun: `bun test ./tests`; `bun` from PATH, else `npx -y bun@1`, so a
  *   machine with only Node, npm and this script's Deno can run it.
  *
  * Counts come from each runner's JUnit report; only leaf test cases count
- * (Deno also lists `describe` groups as cases, Bun does not).
+ * (Deno lists `describe` groups as cases when a suite defines its own steps
+ * or runs on Deno's `node:test`; Bun does not).
  *
  * Extra arguments are passed to both runners as file filters, e.g.
  * `deno task test tests/frame_test.ts`.
@@ -111,6 +118,7 @@ const deno = await run(Deno.execPath(), [
   "test",
   "-A",
   "--doc",
+  `--import-map=${new URL("_deno_import_map.json", import.meta.url).pathname}`,
   "--reporter=dot",
   `--junit-path=${denoXml.pathname}`,
   ...(filters.length > 0 ? filters : ["tests/", "src/", "mod.ts", "README.md"]),
