@@ -175,7 +175,10 @@ export async function connect(
             { cause: error },
           );
         }
-        if (error instanceof HandshakeError && error.status === 431) {
+        if (
+          error instanceof HandshakeError &&
+          (error.status === 414 || error.status === 431)
+        ) {
           throw new HandshakeError(
             `The server's response head is too large: ${error.message}`,
             0,

@@ -32,38 +32,61 @@ import { trimOWS } from "./_trim_ows.ts";
 /**
  * Limits on an HTTP head, so a peer cannot make us buffer without end.
  *
+ * Each refusal names its limit with a status: a request line over
+ * `maxRequestLineLength` is refused with 414 (URI Too Long: RFC 9112 §3, "A
+ * server that receives a request-target longer than any URI it wishes to
+ * parse MUST respond with a 414"); a header field line over `maxLineLength`,
+ * more than `maxHeaderCount` of them, or a head over `maxHeadSize` with 431
+ * (Request Header Fields Too Large, RFC 6585 §5). When the head being read is
+ * a response (the client's side), every refusal has status 0 instead.
+ *
  * @example Tightening one limit
  * ```ts
  * import { DEFAULT_HEAD_LIMITS, type HeadLimits } from "@wsstream/wsstream";
  * import assert from "node:assert/strict";
  *
  * const limits: HeadLimits = { ...DEFAULT_HEAD_LIMITS, maxHeaderCount: 32 };
+ * assert.equal(limits.maxRequestLineLength, 8192);
  * assert.equal(limits.maxLineLength, 8192);
  * ```
  */
 export interface HeadLimits {
   /** Most bytes in a head, counting line ends and the final blank line. */
   maxHeadSize: number;
-  /** Most bytes in one line, not counting its CRLF. */
+  /**
+   * Most bytes in the request line (a response's status line, when reading
+   * one), not counting its CRLF. RFC 9112 §3: "It is RECOMMENDED that all
+   * HTTP senders and recipients support, at a minimum, request-line lengths
+   * of 8000 octets."
+   */
+  maxRequestLineLength: number;
+  /** Most bytes in one header field line, not counting its CRLF. */
   maxLineLength: number;
   /** Most header field lines. */
   maxHeaderCount: number;
 }
 
 /**
- * The limits used when none are given: 64 KiB per head, 8 KiB per line,
- * 128 header fields. Generous for a handshake, which is usually under 1 KiB.
+ * The limits used when none are given: 64 KiB per head, 8 KiB for the
+ * request line and for each header field line, 128 header fields. Generous
+ * for a handshake, which is usually under 1 KiB.
  *
  * @example
  * ```ts
  * import { DEFAULT_HEAD_LIMITS } from "@wsstream/wsstream";
  * import assert from "node:assert/strict";
  *
- * assert.equal(DEFAULT_HEAD_LIMITS.maxHeadSize, 65536);
+ * assert.deepEqual({ ...DEFAULT_HEAD_LIMITS }, {
+ *   maxHeadSize: 65536,
+ *   maxRequestLineLength: 8192,
+ *   maxLineLength: 8192,
+ *   maxHeaderCount: 128,
+ * });
  * ```
  */
 export const DEFAULT_HEAD_LIMITS: Readonly<HeadLimits> = Object.freeze({
   maxHeadSize: 64 * 1024,
+  maxRequestLineLength: 8192,
   maxLineLength: 8192,
   maxHeaderCount: 128,
 });
@@ -77,12 +100,17 @@ export const DEFAULT_HEAD_LIMITS: Readonly<HeadLimits> = Object.freeze({
  * followed by `rest` is exactly what was pushed. Both are fresh copies; the
  * parser keeps no reference to the caller's chunks.
  *
- * Limits are checked as bytes arrive, so at most `maxHeadSize` bytes are ever
- * buffered, and only new bytes are scanned, so feeding one byte at a time
- * stays linear. Exceeding a limit throws a {@linkcode HandshakeError} with
- * status 431 (Request Header Fields Too Large); a client reading a response
- * should treat it as "no valid HTTP response". The parser is single-use:
- * after it has returned a head or thrown, `push` throws a `TypeError`.
+ * Limits are checked as bytes arrive, on the byte that crosses one: a line
+ * over its limit is refused before its end arrives, a field line past
+ * `maxHeaderCount` on its first byte, so at most `maxHeadSize` bytes are ever
+ * buffered and nothing past a limit is. Only new bytes are scanned, so
+ * feeding one byte at a time stays linear. Exceeding a limit throws a
+ * {@linkcode HandshakeError}: status 414 (URI Too Long) for the request line,
+ * 431 (Request Header Fields Too Large) for the rest (see
+ * {@linkcode HeadLimits}); when several are crossed in one chunk, the one
+ * crossed first in the byte stream. A client reading a response should treat
+ * either as "no valid HTTP response". The parser is single-use: after it has
+ * returned a head or thrown, `push` throws a `TypeError`.
  *
  * A bare LF LF also ends the head (so the peer is answered at once), but
  * {@linkcode parseRequestHead} and {@linkcode parseResponseHead} then refuse
@@ -101,6 +129,27 @@ export const DEFAULT_HEAD_LIMITS: Readonly<HeadLimits> = Object.freeze({
  * assert.ok(result);
  * assert.equal(result.head.length, 27);
  * assert.deepEqual(result.rest, new Uint8Array([0x81, 0x00]));
+ * ```
+ *
+ * @example Each limit refuses with its own status
+ * ```ts
+ * import { HandshakeError, HeadParser } from "@wsstream/wsstream";
+ * import assert from "node:assert/strict";
+ *
+ * const encode = (text: string) => new TextEncoder().encode(text);
+ * const limits = { maxRequestLineLength: 16, maxLineLength: 8, maxHeaderCount: 1 };
+ * const status = (text: string) => {
+ *   try {
+ *     new HeadParser(limits).push(encode(text));
+ *   } catch (error) {
+ *     if (error instanceof HandshakeError) return error.status;
+ *   }
+ *   return "accepted";
+ * };
+ * assert.equal(status("GET /012345 HTTP\r\nA: 12345\r\n\r\n"), "accepted");
+ * assert.equal(status("GET /0123456 HTTP\r\n"), 414); // a 17-byte request line
+ * assert.equal(status("GET / HTTP\r\nA: 123456\r\n"), 431); // a 9-byte field line
+ * assert.equal(status("GET / HTTP\r\nA: 1\r\nB"), 431); // a second field
  * ```
  */
 export class HeadParser {
@@ -132,7 +181,8 @@ export class HeadParser {
    * @param chunk The bytes received; not kept, not modified.
    * @returns `null` while the head is incomplete; then the head (with its
    * final empty line) and the bytes after it.
-   * @throws {HandshakeError} With status 431 as soon as a limit is exceeded.
+   * @throws {HandshakeError} With status 414 or 431 as soon as a limit is
+   * exceeded.
    * @throws {TypeError} If called again after a head was returned or a
    * limit exceeded.
    */
@@ -142,27 +192,29 @@ export class HeadParser {
         "Cannot push to a HeadParser that has finished: it returned a head or threw",
       );
     }
-    const { maxHeadSize, maxLineLength, maxHeaderCount } = this.#limits;
+    const { maxHeadSize } = this.#limits;
     let from = 0;
     while (from < chunk.length) {
       const lf = chunk.indexOf(0x0a, from);
       const stop = lf === -1 ? chunk.length : lf;
       const lineBytes = this.#lineLength + (stop - from);
       const last = stop > from ? chunk[stop - 1]! : this.#lastByte;
+      // Head offsets: where this line starts, and where this scan ends.
+      const lineStart = this.#length + from - this.#lineLength;
       const size = this.#length + (lf === -1 ? chunk.length : lf + 1);
-      if (size > maxHeadSize) {
-        this.#finished = true;
-        throw new HandshakeError(
-          `HTTP head exceeds ${maxHeadSize} bytes`,
-          431,
-        );
-      }
+      const line = this.#lineLimit();
       // A trailing CR may be the first half of the line's CRLF, so it does
       // not count against the line.
-      if (lineBytes - (last === 0x0d ? 1 : 0) > maxLineLength) {
+      const lineOver = lineBytes - (last === 0x0d ? 1 : 0) > line.limit;
+      if (lineOver || size > maxHeadSize) {
         this.#finished = true;
+        // The limit the byte stream crossed first: the line's at the byte
+        // after its `limit` bytes of content, the head's at byte maxHeadSize.
+        if (lineOver && lineStart + line.limit < maxHeadSize) {
+          throw new HandshakeError(line.message, line.status);
+        }
         throw new HandshakeError(
-          `HTTP head line ${this.#lines + 1} exceeds ${maxLineLength} bytes`,
+          `HTTP head exceeds ${maxHeadSize} bytes`,
           431,
         );
       }
@@ -186,21 +238,42 @@ export class HeadParser {
         return { head, rest: chunk.slice(end) };
       }
       this.#lines++;
-      // The start line plus maxHeaderCount field lines is the most a head
-      // may hold; failing here spares buffering the remainder.
-      if (this.#lines > maxHeaderCount + 1) {
-        this.#finished = true;
-        throw new HandshakeError(
-          `HTTP head has more than ${maxHeaderCount} header fields`,
-          431,
-        );
-      }
       this.#lineLength = 0;
       this.#lastByte = 0x0a;
       from = lf + 1;
     }
     this.#append(chunk);
     return null;
+  }
+
+  /** The limit on the line being read: how long it may be, and the refusal. */
+  #lineLimit(): { limit: number; status: number; message: string } {
+    const { maxRequestLineLength, maxLineLength, maxHeaderCount } =
+      this.#limits;
+    if (this.#lines === 0) {
+      return {
+        limit: maxRequestLineLength,
+        status: 414,
+        message: `HTTP start line exceeds ${maxRequestLineLength} bytes`,
+      };
+    }
+    if (this.#lines > maxHeaderCount) {
+      // The start line and maxHeaderCount field lines are in: only the empty
+      // line that ends the head may follow. Its first other byte is refused,
+      // so the remainder is never buffered.
+      return {
+        limit: 0,
+        status: 431,
+        message: `HTTP head has more than ${maxHeaderCount} header fields`,
+      };
+    }
+    return {
+      limit: maxLineLength,
+      status: 431,
+      message: `HTTP head line ${
+        this.#lines + 1
+      } exceeds ${maxLineLength} bytes`,
+    };
   }
 
   /** Copies bytes into the buffer, doubling it (up to the limit) to stay linear. */
@@ -283,13 +356,15 @@ export interface ResponseHead {
  * Refusals are {@linkcode HandshakeError}s carrying the status to answer
  * with: 400 for malformed syntax (bare CR or LF, obsolete line folding,
  * whitespace before a colon, a bad character in a field name or value, a
- * repeated `Host`, `Sec-WebSocket-Key` or `Sec-WebSocket-Version`), 431 when a
- * limit is exceeded, 505 for an HTTP major version other than 1.
+ * repeated `Host`, `Sec-WebSocket-Key` or `Sec-WebSocket-Version`), 414 for a
+ * request line over `maxRequestLineLength`, 431 when another limit is
+ * exceeded (see {@linkcode HeadLimits}), 505 for an HTTP major version other
+ * than 1.
  *
  * @param head The head's bytes.
  * @param limits Limits to use instead of {@linkcode DEFAULT_HEAD_LIMITS}.
  * @returns The method, target, version and header fields.
- * @throws {HandshakeError} With status 400, 431 or 505 as above.
+ * @throws {HandshakeError} With status 400, 414, 431 or 505 as above.
  *
  * @example Parsing a request head
  * ```ts
@@ -702,29 +777,21 @@ function _parseHead(
       response ? `Invalid HTTP response: ${message}` : message,
       response ? 0 : status,
     );
-  if (head.length > limits.maxHeadSize) {
-    throw fail(`HTTP head exceeds ${limits.maxHeadSize} bytes`, 431);
+  // The same limits, refused the same way, as when the head was read.
+  try {
+    new HeadParser(limits).push(head);
+  } catch (error) {
+    const { message, status } = error as HandshakeError;
+    throw fail(message, status);
   }
   let text = _latin1(head);
   if (text.endsWith("\r\n\r\n")) text = text.slice(0, -4);
   else if (text.endsWith("\r\n")) text = text.slice(0, -2);
   const lines = text.split("\r\n");
-  if (lines.length - 1 > limits.maxHeaderCount) {
-    throw fail(
-      `HTTP head has more than ${limits.maxHeaderCount} header fields`,
-      431,
-    );
-  }
   const headers = new Headers();
   const seen = new Set<string>();
   for (const [index, line] of lines.entries()) {
     const number = index + 1;
-    if (line.length > limits.maxLineLength) {
-      throw fail(
-        `HTTP head line ${number} exceeds ${limits.maxLineLength} bytes`,
-        431,
-      );
-    }
     // RFC 9112 §2.2: "A recipient of such a bare CR MUST consider that
     // element to be invalid or replace each bare CR with SP"; we also refuse
     // bare LF, which the same section only permits recipients to accept.

@@ -3,6 +3,7 @@ import assert from "node:assert/strict";
 import { HandshakeError } from "../src/errors.ts";
 import {
   DEFAULT_HEAD_LIMITS,
+  type HeadLimits,
   HeadParser,
   parseRequestHead,
   parseResponseHead,
@@ -77,9 +78,10 @@ const FRAMES = new Uint8Array([
 ]);
 
 describe("DEFAULT_HEAD_LIMITS", () => {
-  test("DEFAULT_HEAD_LIMITS is 64 KiB, 8192-byte lines, 128 fields, frozen", () => {
+  test("DEFAULT_HEAD_LIMITS is 64 KiB, an 8192-byte request line and field lines, 128 fields, frozen", () => {
     assert.deepEqual({ ...DEFAULT_HEAD_LIMITS }, {
       maxHeadSize: 65536,
+      maxRequestLineLength: 8192,
       maxLineLength: 8192,
       maxHeaderCount: 128,
     });
@@ -249,16 +251,26 @@ describe("HeadParser", () => {
     );
   });
 
-  test("HeadParser throws 431 for a long line before its end arrives", () => {
+  test("HeadParser throws 431 for a long field line before its end arrives", () => {
     const parser = new HeadParser({ maxLineLength: 10 });
-    assert.equal(parser.push(encoder.encode("0123456789")), null);
+    assert.equal(parser.push(encoder.encode("GET / HTTP\r\n0123456789")), null);
     // An eleventh byte that may be the CR of CRLF does not count yet…
     assert.equal(parser.push(encoder.encode("\r")), null);
     // …but anything else does.
     const other = new HeadParser({ maxLineLength: 10 });
     assert.throws(
+      () => other.push(encoder.encode("GET / HTTP\r\n0123456789x")),
+      refused(431, /line 2 exceeds 10 bytes/),
+    );
+  });
+
+  test("HeadParser throws 414 for a long request line before its end arrives", () => {
+    const parser = new HeadParser({ maxRequestLineLength: 10 });
+    assert.equal(parser.push(encoder.encode("0123456789\r")), null);
+    const other = new HeadParser({ maxRequestLineLength: 10 });
+    assert.throws(
       () => other.push(encoder.encode("0123456789x")),
-      refused(431),
+      refused(414, /start line exceeds 10 bytes/),
     );
   });
 
@@ -308,6 +320,237 @@ describe("HeadParser", () => {
     assert.deepEqual(result.head, head);
     // Quadratic rescanning would take seconds here; linear takes milliseconds.
     assert.ok(elapsed < 3000, `took ${elapsed} ms`);
+  });
+});
+
+/** How feeding a head ended: the head, or the refusal and the byte that drew it. */
+type Outcome =
+  | { accepted: Uint8Array }
+  | { status: number; message: string; at: number };
+
+/**
+ * Feeds `input` to a new parser in chunks ending at `cuts` (and at its end).
+ * `at` is the index of the last byte of the chunk that was refused, so with a
+ * cut after every byte it is the byte that crossed the limit.
+ */
+function feed(
+  input: Uint8Array,
+  limits: Partial<HeadLimits>,
+  cuts: readonly number[],
+): Outcome {
+  const parser = new HeadParser(limits);
+  let from = 0;
+  for (const end of [...cuts, input.length]) {
+    if (end <= from) continue;
+    try {
+      const result = parser.push(input.subarray(from, end));
+      if (result) return { accepted: result.head };
+    } catch (error) {
+      assert.ok(error instanceof HandshakeError, `${error}`);
+      return { status: error.status, message: error.message, at: end - 1 };
+    }
+    from = end;
+  }
+  assert.fail("the head never ended");
+}
+
+/** Every cut point: one byte per chunk. */
+const everyByte = (input: Uint8Array) =>
+  Array.from({ length: input.length }, (_, i) => i + 1);
+
+/** A limit, and heads exactly at it and one byte over it. */
+interface LimitCase {
+  limit: string;
+  limits: Partial<HeadLimits>;
+  /** A head exactly at the limit. */
+  at: string;
+  /**
+   * The same head one byte over (for `maxHeaderCount`, one field over):
+   * refused with `status` on byte `crossing`.
+   */
+  over: string;
+  status: number;
+  message: RegExp;
+  crossing: number;
+}
+
+const SMALL: Partial<HeadLimits> = {
+  maxRequestLineLength: 20,
+  maxLineLength: 12,
+  maxHeaderCount: 3,
+  maxHeadSize: 50,
+};
+
+const limitCases = (): LimitCase[] => {
+  const requestLine = (length: number) =>
+    `GET /${"a".repeat(length - 14)} HTTP/1.1`;
+  const field = (length: number) => `X-P: ${"p".repeat(length - 5)}`;
+  const head = (...lines: string[]) => lines.join("\r\n") + "\r\n\r\n";
+  const fields = (n: number, length: number) =>
+    Array.from({ length: n }, () => field(length));
+  /** A head of `size` bytes in as few field lines of at most `lineMax` as fit. */
+  const sized = (size: number, lineMax: number) => {
+    const budget = size - "GET / HTTP/1.1\r\n\r\n".length; // field lines
+    const count = Math.ceil(budget / (lineMax + 2));
+    const lines = Array.from(
+      { length: count },
+      (_, i) =>
+        field(Math.floor(budget / count) + (i < budget % count ? 1 : 0) - 2),
+    );
+    return head("GET / HTTP/1.1", ...lines);
+  };
+  const cases: LimitCase[] = [];
+  for (
+    const [name, limits] of [
+      ["small limits", SMALL],
+      ["the default limits", DEFAULT_HEAD_LIMITS],
+    ] as const
+  ) {
+    const { maxRequestLineLength, maxLineLength, maxHeaderCount } = {
+      ...DEFAULT_HEAD_LIMITS,
+      ...limits,
+    };
+    const maxHeadSize = limits.maxHeadSize!;
+    cases.push({
+      limit: `maxRequestLineLength (${name})`,
+      limits,
+      at: head(requestLine(maxRequestLineLength), "Host: a"),
+      over: head(requestLine(maxRequestLineLength + 1), "Host: a"),
+      status: 414,
+      message: new RegExp(`start line exceeds ${maxRequestLineLength} bytes`),
+      crossing: maxRequestLineLength,
+    });
+    cases.push({
+      limit: `maxLineLength (${name})`,
+      limits,
+      at: head("GET / HTTP/1.1", "Host: a", field(maxLineLength)),
+      over: head("GET / HTTP/1.1", "Host: a", field(maxLineLength + 1)),
+      status: 431,
+      message: new RegExp(`line 3 exceeds ${maxLineLength} bytes`),
+      crossing: "GET / HTTP/1.1\r\nHost: a\r\n".length + maxLineLength,
+    });
+    cases.push({
+      limit: `maxHeaderCount (${name})`,
+      limits,
+      at: head("GET / HTTP/1.1", ...fields(maxHeaderCount, 6)),
+      over: head("GET / HTTP/1.1", ...fields(maxHeaderCount + 1, 6)),
+      status: 431,
+      message: new RegExp(`more than ${maxHeaderCount} header fields`),
+      // The first byte of the field line past the limit.
+      crossing: "GET / HTTP/1.1\r\n".length + maxHeaderCount * 8,
+    });
+    cases.push({
+      limit: `maxHeadSize (${name})`,
+      limits,
+      at: sized(maxHeadSize, maxLineLength),
+      over: sized(maxHeadSize + 1, maxLineLength),
+      status: 431,
+      message: new RegExp(`head exceeds ${maxHeadSize} bytes`),
+      crossing: maxHeadSize,
+    });
+  }
+  return cases;
+};
+
+describe("head limits: exactly at each limit, and one byte over", () => {
+  for (const c of limitCases()) {
+    const at = bytes(c.at);
+    const over = bytes(c.over);
+
+    test(`HeadParser accepts a head exactly at ${c.limit}, whole and byte by byte`, () => {
+      if (!c.limit.startsWith("maxHeaderCount")) {
+        assert.equal(over.length, at.length + 1, "the cases differ by a byte");
+      }
+      for (const cuts of [[], everyByte(at)]) {
+        const outcome = feed(at, c.limits, cuts);
+        assert.ok("accepted" in outcome, JSON.stringify(outcome));
+        assert.deepEqual(outcome.accepted, at);
+      }
+    });
+
+    test(`HeadParser refuses one byte over ${c.limit} with ${c.status} on the byte that crosses it`, () => {
+      const whole = feed(over, c.limits, []);
+      assert.ok("status" in whole);
+      assert.equal(whole.status, c.status);
+      assert.match(whole.message, c.message);
+      // Byte by byte: refused on the crossing byte, not at the line's end,
+      // so nothing past the limit is ever buffered.
+      assert.deepEqual(feed(over, c.limits, everyByte(over)), {
+        status: c.status,
+        message: whole.message,
+        at: c.crossing,
+      });
+    });
+
+    test(`parseRequestHead applies ${c.limit} as HeadParser does; parseResponseHead with status 0`, () => {
+      assert.equal(parseRequestHead(at, c.limits).version, "HTTP/1.1");
+      assert.throws(
+        () => parseRequestHead(over, c.limits),
+        refused(c.status, c.message),
+      );
+      const response = (text: string) =>
+        bytes(
+          text.replace(/^[^\r]*/, (line) =>
+            `HTTP/1.1 101 ${"S".repeat(line.length - 13)}`),
+        );
+      assert.equal(parseResponseHead(response(c.at), c.limits).status, 101);
+      assert.throws(
+        () => parseResponseHead(response(c.over), c.limits),
+        refused(0, c.message),
+      );
+    });
+  }
+
+  test("HeadParser gives the same outcome for heads at and over the small limits split anywhere in two", () => {
+    for (const c of limitCases().filter((c) => c.limits === SMALL)) {
+      for (const input of [bytes(c.at), bytes(c.over)]) {
+        const whole = feed(input, c.limits, []);
+        for (let cut = 0; cut <= input.length; cut++) {
+          const split = feed(input, c.limits, [cut]);
+          if ("accepted" in whole) {
+            assert.deepEqual(split, whole, `${c.limit}, cut at ${cut}`);
+          } else {
+            assert.ok("status" in split, `${c.limit}, cut at ${cut}`);
+            assert.equal(split.status, whole.status, `${c.limit}, cut ${cut}`);
+            assert.equal(split.message, whole.message);
+          }
+        }
+      }
+    }
+  });
+
+  test("HeadParser refuses with the limit the bytes cross first, whatever the chunking", () => {
+    // 70 000 bytes of request line in one chunk cross maxRequestLineLength
+    // (at byte 8192) long before maxHeadSize (at byte 65536): 414.
+    const longLine = bytes(`GET /${"a".repeat(70_000)}`);
+    assert.throws(() => new HeadParser().push(longLine), refused(414));
+    // A 40-byte request line under a 30-byte head limit: the head's, 431.
+    const limits = { maxHeadSize: 30, maxRequestLineLength: 8192 };
+    const line = bytes(`GET /${"a".repeat(35)}`);
+    assert.throws(() => new HeadParser(limits).push(line), refused(431));
+    // Line and head limits crossed by the same request line: the line's
+    // limit comes first at byte 10, the head's at byte 20.
+    const both = { maxHeadSize: 20, maxRequestLineLength: 10 };
+    assert.throws(() => new HeadParser(both).push(line), refused(414));
+    assert.deepEqual(feed(line, both, everyByte(line)), {
+      status: 414,
+      message: "HTTP start line exceeds 10 bytes",
+      at: 10,
+    });
+  });
+
+  test("HeadParser lets only the end of the head follow maxHeaderCount fields", () => {
+    const limits = { maxHeaderCount: 1 };
+    const head = "GET / HTTP/1.1\r\nA: 1\r\n";
+    assert.ok(new HeadParser(limits).push(bytes(`${head}\r\n`)));
+    assert.ok(new HeadParser(limits).push(bytes(`${head}\n`)));
+    const parser = new HeadParser(limits);
+    assert.equal(parser.push(bytes(`${head}\r`)), null, "CR of the end");
+    assert.throws(() => parser.push(bytes("B")), refused(431));
+    assert.throws(
+      () => new HeadParser(limits).push(bytes(`${head}\r\r`)),
+      refused(431, /more than 1 header fields/),
+    );
   });
 });
 
@@ -601,8 +844,15 @@ describe("parseResponseHead", () => {
       refused(0),
     );
     assert.throws(
-      () => parseResponseHead(head, { maxLineLength: 5 }),
-      refused(0),
+      () => parseResponseHead(head, { maxLineLength: 3 }),
+      refused(0, /^Invalid HTTP response: HTTP head line 2 exceeds 3 bytes$/),
+    );
+    assert.throws(
+      () => parseResponseHead(head, { maxRequestLineLength: 14 }),
+      refused(0, /^Invalid HTTP response: HTTP start line exceeds 14 bytes$/),
+    );
+    assert.ok(
+      parseResponseHead(head, { maxRequestLineLength: 15, maxLineLength: 4 }),
     );
     assert.throws(
       () => parseResponseHead(head, { maxHeadSize: 10 }),
@@ -864,6 +1114,7 @@ describe("garbage", () => {
       only(() => {
         const parser = new HeadParser({
           maxHeadSize: 150,
+          maxRequestLineLength: 40,
           maxLineLength: 60,
           maxHeaderCount: 8,
         });
