@@ -120,7 +120,7 @@ export interface ServeOptions extends ConnectionOptions {
   fallback?: ((request: Request) => Response | Promise<Response>) | undefined;
   /** How long a client may take to send its handshake, in ms (default 10 000); then 408. */
   handshakeTimeout?: number | undefined;
-  /** Limits on the request head; over them, 431. */
+  /** Limits on the request head; over them, 414 (the request line) or 431. */
   headLimits?: Partial<HeadLimits> | undefined;
   /** Called with errors thrown by the handler or hooks (default: `console.error`). */
   onError?: ((error: unknown) => void) | undefined;
@@ -178,9 +178,9 @@ export interface WebSocketServer {
  * Listens for WebSocket connections and calls `handler` with each one.
  *
  * Non-upgrade requests get 426 (or go to `fallback`), malformed ones 400,
- * wrong versions 426 with `Sec-WebSocket-Version: 13`, oversized heads 431,
- * slow ones 408 after `handshakeTimeout`. Nothing a client sends can throw
- * out of the server.
+ * wrong versions 426 with `Sec-WebSocket-Version: 13`, an overlong request
+ * line 414, other oversized heads 431, slow ones 408 after
+ * `handshakeTimeout`. Nothing a client sends can throw out of the server.
  *
  * @param options Where to listen, TLS, subprotocols, hooks, limits.
  * @param handler Called with each connection and its request.
@@ -211,6 +211,9 @@ export async function serve(
   }
   const handshakeTimeout = options.handshakeTimeout ??
     DEFAULT_SERVER_HANDSHAKE_TIMEOUT;
+  // A refusal ends the connection: it gets as long as a close (the
+  // connection's closeTimeout, default 10 s) to go out.
+  const refusalTimeout = options.closeTimeout ?? 10_000;
   if (!(handshakeTimeout > 0) || !Number.isFinite(handshakeTimeout)) {
     throw new RangeError(
       `handshakeTimeout must be a positive number, got ${handshakeTimeout}`,
@@ -241,12 +244,20 @@ export async function serve(
     const reader = transport.readable.getReader();
     const writer = transport.writable.getWriter();
     const refuse = async (bytes: Uint8Array) => {
-      try {
+      // Bounded like a connection's graceful end: a client that does not
+      // read, or a TLS client that never finished its handshake (nothing can
+      // be written to it), must not hold the socket open.
+      const sent = (async () => {
         await writer.write(bytes);
         await writer.close();
-      } catch {
-        // The client is gone; nothing to tell it.
-      }
+      })();
+      sent.catch(() => {}); // The client is gone; nothing to tell it.
+      let timer: ReturnType<typeof setTimeout> | undefined;
+      await Promise.race([
+        sent,
+        new Promise((resolve) => (timer = setTimeout(resolve, refusalTimeout))),
+      ]).catch(() => {});
+      clearTimeout(timer);
       transport.close();
     };
     let upgraded = false;

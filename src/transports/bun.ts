@@ -208,8 +208,10 @@ async function listen(
     ...(tls && { tls: { cert: tls.cert, key: tls.key } }),
     socket: {
       ...handlers,
-      // With no `handshake` handler a TLS socket opens once its handshake is
-      // done: a client sending garbage never gets here.
+      // With a `handshake` handler a TLS socket opens on accept, not once its
+      // handshake is done, so the server's deadlines also bound a client
+      // that stalls mid-handshake; one that fails it is closed by Bun.
+      handshake: () => {},
       open: (socket) => {
         const { transport } = socket.data ??= pipe(socket);
         try {
