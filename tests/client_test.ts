@@ -9,7 +9,8 @@
  * lie, stall or hang up. Every test closes what it opened (see `defer`) and
  * is bounded in time.
  *
- * Deno's `node:test` shim runs without Deno's op and resource sanitizers, so
+ * `deno task test` runs it with Deno's sanitizers on (tests/_node_test_on_deno.ts);
+ * for a plain `deno test` or `bun test`, and in any case,
  * the suite does their work itself: every socket, server and timer is closed
  * or cleared by the end of its test (it also passes as `Deno.test`s with
  * `sanitizeOps` and `sanitizeResources` on).

@@ -6,7 +6,8 @@
  *     deno test -A tests/connection_test.ts
  *     bun test ./tests/connection_test.ts
  *
- * Deno's `node:test` shim runs without Deno's sanitizers, so every test ends
+ * `deno task test` runs it with Deno's sanitizers on (tests/_node_test_on_deno.ts);
+ * for a plain `deno test` or `bun test`, and in any case, every test ends
  * what it started itself: both ends' `closed` settle, timers are cleared, and
  * each test is bounded in time.
  */

@@ -5,7 +5,8 @@
  *     deno test -A tests/transports_test.ts
  *     bun test ./tests/transports_test.ts
  *
- * Deno's `node:test` shim runs without Deno's op and resource sanitizers, so
+ * `deno task test` runs it with Deno's sanitizers on (tests/_node_test_on_deno.ts);
+ * for a plain `deno test` or `bun test`, and in any case,
  * every test closes all it opened (see `own`), and each is bounded in time.
  */
 import { afterEach, describe, test } from "node:test";

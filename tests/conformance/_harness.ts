@@ -59,9 +59,9 @@ export async function within<T>(
 }
 
 /**
- * What did not close after its case, by name: checked after all cases. Deno
- * runs node:test's tests with its op and resource sanitizers off, so the
- * suite does its own accounting: everything a case opens is tracked until
+ * What did not close after its case, by name: checked after all cases. Bun has no
+ * leak sanitizers (Deno's are on under `deno task test`), so the suite also
+ * does its own accounting: everything a case opens is tracked until
  * it is seen closed.
  */
 export const leaks: string[] = [];
