@@ -1037,9 +1037,11 @@ export class WebSocketConnection {
   #onEof(): void {
     const clean = this.#protocol.receiveEof();
     if (clean) {
+      // Graceful: the echo of the peer's close frame (and any pong before
+      // it) may still be queued, and a peer that half-closed still reads.
       this.#finish(
         this.#pendingClose ?? { code: 1005, reason: "", wasClean: true },
-        false,
+        true,
       );
     } else {
       this.#finish({ code: 1006, reason: "", wasClean: false }, false);
@@ -1159,11 +1161,14 @@ export class WebSocketConnection {
     clearTimeout(this.#failTimer);
     clearTimeout(this.#failSoonTimer);
     clearTimeout(this.#keepaliveTimer);
-    const closedError = this.#closedError("receive");
-    for (const ping of this.#pings.splice(0)) ping.reject(closedError);
+    // Made only when someone gets it: an error's stack trace is not free,
+    // and most connections end with no ping waiting and a clean close.
+    let closedError: ConnectionClosedError | undefined;
+    const failure = () => closedError ??= this.#closedError("receive");
+    for (const ping of this.#pings.splice(0)) ping.reject(failure());
     if (!this.#readableDone) {
       this.#readableDone = true;
-      this.#endInbox(info.wasClean ? null : error ?? closedError);
+      this.#endInbox(info.wasClean ? null : error ?? failure());
     }
     const drop = () => {
       clearTimeout(flushTimer);
