@@ -700,7 +700,7 @@ export interface UpgradeRequest {
  * | --- | --- | --- |
  * | method not `GET` | 405 | `Allow: GET` |
  * | version below HTTP/1.1, or not 1.x | 505 | |
- * | `Host` missing, empty or repeated | 400 | |
+ * | `Host` missing, empty, repeated or not `host[:port]` | 400 | |
  * | `Upgrade` lacks `websocket` (not a WebSocket request) | 426 | `Upgrade: websocket` |
  * | `Connection` lacks `upgrade` | 400 | |
  * | `Sec-WebSocket-Version` missing or not 13 | 426 | `Sec-WebSocket-Version: 13` |
@@ -798,6 +798,14 @@ export function validateClientRequest(head: RequestHead): UpgradeRequest {
   if (host === "") throw new HandshakeError("Empty Host header", 400);
   if (host.includes(",")) {
     throw new HandshakeError("Host header appears more than once", 400);
+  }
+  // RFC 9110 §7.2: Host = uri-host [ ":" port ]; anything else is the
+  // "invalid field value" RFC 9112 §3.2 answers with 400.
+  if (!HOST.test(host)) {
+    throw new HandshakeError(
+      `Invalid Host header ${_show(host)}: expected host[:port]`,
+      400,
+    );
   }
   // §4.2.1: "An |Upgrade| header field containing the value "websocket",
   // treated as an ASCII case-insensitive value." RFC 9110 §15.5.22: "The
@@ -1053,6 +1061,10 @@ const TCHAR = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]$/;
 // RFC 9110 §5.6.4: qdtext and quoted-pair allow HTAB, SP, VCHAR and obs-text.
 // deno-lint-ignore no-control-regex
 const QUOTED_CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
+// RFC 3986 §3.2.2-§3.2.3: an IP literal in brackets (IPv6 or IPvFuture),
+// or an IPv4 address or registered name, then an optional port.
+const HOST =
+  /^(?:\[(?:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)(?::[0-9]*)?$/;
 // 16 bytes of base64: 22 characters, then "==".
 const KEY = /^[A-Za-z0-9+/]{22}==$/;
 const CLIENT_SCHEMES = new Set(["ws:", "wss:", "http:", "https:"]);
