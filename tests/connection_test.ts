@@ -1036,6 +1036,61 @@ describe("WebSocketConnection.close", () => {
     );
 
     test(
+      `${role} iterating the connection itself: a failure rejects the loop, leaving it closes with 1000`,
+      bounded(async () => {
+        // An end without a close frame rejects a waiting iteration with 1006.
+        {
+          const { conn, peer } = withRawPeer(role);
+          await peer.send(Opcode.Text, "one");
+          const iterator = conn[Symbol.asyncIterator]();
+          assert.deepEqual(await iterator.next(), {
+            done: false,
+            value: "one",
+          });
+          const waiting = assert.rejects(
+            iterator.next(),
+            closedError(undefined, 1006),
+          );
+          peer.drop();
+          await waiting;
+          assert.equal((await within(1_000, conn.closed)).code, 1006);
+          await peer.rest();
+        }
+        // Leaving a loop early closes the connection, like cancelling readable.
+        {
+          const { me, other } = connected(role);
+          await other.send("first");
+          await other.send("second");
+          for await (const message of me) {
+            assert.equal(message, "first");
+            break;
+          }
+          assert.deepEqual(await within(1_000, other.closed), CLEAN_1000);
+          assert.equal((await within(1_000, me.closed)).code, 1000);
+        }
+      }),
+    );
+
+    test(
+      `${role} messages taken by iterating the connection are not seen again by readable, which gets the rest`,
+      bounded(async () => {
+        const { me, other } = connected(role);
+        for (const message of ["a", "b", "c"]) await other.send(message);
+        void other.close();
+        const iterator = me[Symbol.asyncIterator]();
+        assert.deepEqual(await iterator.next(), { done: false, value: "a" });
+        const rest: Message[] = [];
+        for await (const message of me.readable) rest.push(message);
+        assert.deepEqual(rest, ["b", "c"]);
+        assert.deepEqual(await iterator.next(), {
+          done: true,
+          value: undefined,
+        });
+        assert.equal((await within(1_000, me.closed)).code, 1000);
+      }),
+    );
+
+    test(
       `${role} close() throws a RangeError at once for a code or reason that cannot be sent`,
       bounded(async () => {
         const { conn, peer } = withRawPeer(role);
