@@ -236,6 +236,8 @@ const nextMacrotask: (task: () => void) => void =
   (globalThis as { setImmediate?: (task: () => void) => void }).setImmediate ??
     ((task) => setTimeout(task, 0));
 const resolved = Promise.resolve();
+/** Taken messages at the inbox's front before it is compacted. */
+const INBOX_COMPACT = 64;
 
 interface PendingPing {
   payload: Uint8Array;
@@ -872,6 +874,10 @@ export class WebSocketConnection {
       this.#inbox[this.#inboxHead++] = undefined as unknown as Message;
       if (this.#inboxHead === this.#inbox.length) {
         this.#inbox = [];
+        this.#inboxHead = 0;
+      } else if (this.#inboxHead >= INBOX_COMPACT) {
+        // A queue that never empties would otherwise grow a hole at its front.
+        this.#inbox = this.#inbox.slice(this.#inboxHead);
         this.#inboxHead = 0;
       }
       this.#readMore();

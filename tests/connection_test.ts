@@ -1072,6 +1072,25 @@ describe("WebSocketConnection.close", () => {
     );
 
     test(
+      `${role} iterating keeps order while the queue never runs empty (its front is compacted)`,
+      bounded(async () => {
+        const { me, other } = connected(role);
+        const count = 3000;
+        const sending = (async () => {
+          for (let i = 0; i < count; i++) void other.send(String(i));
+          await other.close();
+        })();
+        let next = 0;
+        for await (const message of me) {
+          assert.equal(message, String(next), "message out of order");
+          next++;
+        }
+        assert.equal(next, count);
+        await sending;
+      }),
+    );
+
+    test(
       `${role} messages taken by iterating the connection are not seen again by readable, which gets the rest`,
       bounded(async () => {
         const { me, other } = connected(role);
