@@ -29,6 +29,7 @@
 
 export * from "./src/errors.ts";
 export * from "./src/transport.ts";
+export * from "./src/byte_channel.ts";
 export * from "./src/mask.ts";
 export * from "./src/utf8.ts";
 export * from "./src/close.ts";

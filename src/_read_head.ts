@@ -5,6 +5,7 @@
  * @module
  */
 
+import type { ByteChannel } from "./byte_channel.ts";
 import { HandshakeError } from "./errors.ts";
 import { type HeadLimits, HeadParser } from "./http1.ts";
 
@@ -12,7 +13,7 @@ import { type HeadLimits, HeadParser } from "./http1.ts";
  * Reads until a whole HTTP head has arrived and returns it with the bytes
  * read past it. Aborting `signal` cancels the pending read.
  *
- * @param reader Where the bytes come from; left unlocked to the caller.
+ * @param channel Where the bytes come from.
  * @param limits Head size limits (refused with 431).
  * @param signal Stops the wait (handshake timeout, caller's abort).
  * @returns The head and the bytes after it.
@@ -20,7 +21,7 @@ import { type HeadLimits, HeadParser } from "./http1.ts";
  * errors; the signal's reason when aborted.
  */
 export async function readHead(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
+  channel: ByteChannel,
   limits: Partial<HeadLimits> | undefined,
   signal: AbortSignal,
 ): Promise<{ head: Uint8Array; rest: Uint8Array }> {
@@ -34,14 +35,14 @@ export async function readHead(
   aborted.catch(() => {});
   try {
     while (true) {
-      const { value, done } = await Promise.race([reader.read(), aborted]);
-      if (done) {
+      const bytes = await Promise.race([channel.read(), aborted]);
+      if (bytes === null) {
         throw new HandshakeError(
           "Connection closed before the HTTP head was complete",
           400,
         );
       }
-      const result = parser.push(value);
+      const result = parser.push(bytes);
       if (result !== null) return result;
     }
   } finally {

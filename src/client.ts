@@ -5,6 +5,7 @@
  */
 
 import { readHead } from "./_read_head.ts";
+import { type ByteChannel, channelOf } from "./byte_channel.ts";
 import {
   type ConnectionOptions,
   takeover,
@@ -145,8 +146,7 @@ export async function connect(
       tls: secure ? options.tls ?? {} : undefined,
       signal: deadline.signal,
     });
-    const writer = transport.writable.getWriter();
-    const reader = transport.readable.getReader();
+    const channel = channelOf(transport);
     // Once connected, a socket that fails (a reset: Bun reports ECONNRESET
     // on a read where Deno often sees a plain end) is the server hanging up
     // without an answer, like an end of stream: status 0, the same on every
@@ -161,9 +161,13 @@ export async function connect(
         { cause: error },
       );
     };
-    await writer.write(request).catch(hungUp);
+    try {
+      channel.write(request);
+    } catch (error) {
+      hungUp(error);
+    }
     const { head, rest } = await readHead(
-      reader,
+      channel,
       options.headLimits,
       deadline.signal,
     )
@@ -189,7 +193,7 @@ export async function connect(
     const response = parseResponseHead(head, options.headLimits);
     if (response.status !== 101) {
       const body = await readBody(
-        reader,
+        channel,
         rest,
         response.headers,
         deadline.signal,
@@ -205,8 +209,6 @@ export async function connect(
       protocols,
       extensions: options.extensions ?? [],
     });
-    reader.releaseLock();
-    writer.releaseLock();
     return takeover(transport, {
       ...options,
       role: "client",
@@ -251,7 +253,7 @@ function parseWebSocketUrl(url: string | URL): URL {
 
 /** Reads a refusal's body: up to Content-Length, else to the end, capped. */
 async function readBody(
-  reader: ReadableStreamDefaultReader<Uint8Array>,
+  channel: ByteChannel,
   first: Uint8Array,
   headers: Headers,
   signal: AbortSignal,
@@ -271,10 +273,10 @@ async function readBody(
   aborted.catch(() => {});
   try {
     while (size < want) {
-      const { value, done } = await Promise.race([reader.read(), aborted]);
-      if (done) break;
-      parts.push(value);
-      size += value.length;
+      const bytes = await Promise.race([channel.read(), aborted]);
+      if (bytes === null) break;
+      parts.push(bytes);
+      size += bytes.length;
     }
   } catch {
     // A refusal whose body breaks off still has a status worth reporting.

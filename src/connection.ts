@@ -10,12 +10,19 @@
  * @module
  */
 
+import {
+  type ByteChannel,
+  type ByteStream,
+  channelOf,
+} from "./byte_channel.ts";
 import { DEFAULT_CLOSE_REASONS, encodeClosePayload } from "./close.ts";
 import { ConnectionClosedError, ProtocolError } from "./errors.ts";
 import type { ExtensionOffer } from "./handshake.ts";
 import { type Message, Protocol, type Role } from "./protocol.ts";
 import type { Address } from "./transport.ts";
 import { Utf8Decoder } from "./utf8.ts";
+
+export type { ByteStream } from "./byte_channel.ts";
 
 /**
  * How a connection ended. `code` 1005 means the peer's close frame had no
@@ -147,30 +154,6 @@ export interface TakeoverOptions extends ConnectionOptions {
 }
 
 /**
- * A byte stream to run a connection over: any readable/writable pair, with
- * `close()` and addresses when it is a socket.
- *
- * @example
- * ```ts
- * import type { ByteStream } from "@wsstream/wsstream";
- * const pipe = new TransformStream<Uint8Array, Uint8Array>();
- * const stream: ByteStream = { readable: pipe.readable, writable: pipe.writable };
- * ```
- */
-export interface ByteStream {
-  /** Bytes from the peer. */
-  readable: ReadableStream<Uint8Array>;
-  /** Bytes to the peer. */
-  writable: WritableStream<Uint8Array>;
-  /** Drops the underlying connection at once. */
-  close?: (() => void) | undefined;
-  /** The local address, if any. */
-  localAddr?: Address | null | undefined;
-  /** The peer's address, if any. */
-  remoteAddr?: Address | null | undefined;
-}
-
-/**
  * A snapshot of a connection's state and counters.
  *
  * @example
@@ -271,9 +254,8 @@ export class WebSocketConnection {
   readonly closed: Promise<CloseInfo>;
 
   readonly #protocol: Protocol;
-  readonly #stream: ByteStream;
-  readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
-  readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
+  /** The transport's bytes: read one chunk at a time, written in batches. */
+  readonly #channel: ByteChannel;
   readonly #options: TakeoverOptions;
   readonly #closeTimeout: number;
   /**
@@ -343,12 +325,10 @@ export class WebSocketConnection {
       checkPositive("keepalive.timeout", options.keepalive.timeout);
     }
     this.#options = options;
-    this.#stream = stream;
     this.#head = options.head && options.head.length > 0 ? options.head : null;
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
-    this.#reader = stream.readable.getReader();
-    this.#writer = stream.writable.getWriter();
-    this.#writer.closed.catch((error) => this.#onTransportError(error));
+    this.#channel = channelOf(stream);
+    this.#channel.onWriteError((error) => this.#onTransportError(error));
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
 
     this.#protocol = new Protocol({
@@ -451,8 +431,8 @@ export class WebSocketConnection {
     return {
       role: this.#protocol.role,
       state: this.#state,
-      localAddr: this.#stream.localAddr ?? null,
-      remoteAddr: this.#stream.remoteAddr ?? null,
+      localAddr: this.#channel.localAddr,
+      remoteAddr: this.#channel.remoteAddr,
       protocol: this.#options.protocol ?? "",
       extensions: this.#options.extensions ?? [],
       path: this.#options.path ?? "",
@@ -810,9 +790,9 @@ export class WebSocketConnection {
     // While the transport is still busy with the last batch, let the next
     // grow (up to CORK_LIMIT): it goes out when the transport has room.
     if (this.#corkedBytes === 0) return;
-    if ((this.#writer.desiredSize ?? 1) > 0) return this.#uncork();
+    if (this.#channel.bufferedAmount === 0) return this.#uncork();
     this.#flushScheduled = true;
-    this.#writer.ready.then(this.#onFlushTime, () => this.#uncork());
+    this.#channel.drained().then(this.#onFlushTime, () => this.#uncork());
   };
 
   /** Hands the corked frames to the transport: small ones as one write. */
@@ -821,8 +801,13 @@ export class WebSocketConnection {
     if (frames.length === 0) return;
     this.#corked = [];
     this.#corkedBytes = 0;
-    const write = (bytes: Uint8Array) =>
-      this.#writer.write(bytes).catch((error) => this.#onTransportError(error));
+    const write = (bytes: Uint8Array) => {
+      try {
+        this.#channel.write(bytes);
+      } catch (error) {
+        this.#onTransportError(error);
+      }
+    };
     let run = 0; // bytes in the run of small frames before frames[i]
     let start = 0;
     for (let i = 0; i <= frames.length; i++) {
@@ -852,14 +837,14 @@ export class WebSocketConnection {
    */
   #hasRoom(): boolean {
     return this.#corkedBytes < CORK_LIMIT &&
-      (this.#writer.desiredSize ?? 0) >= 0;
+      this.#channel.bufferedAmount <= CORK_LIMIT;
   }
 
   /** Waits until the transport has room again (its backpressure). */
   async #flush(): Promise<void> {
     this.#uncork();
     try {
-      await this.#writer.ready;
+      await this.#channel.drained();
     } catch (error) {
       throw this.#closedError("send", error);
     }
@@ -951,18 +936,18 @@ export class WebSocketConnection {
       chunk = this.#head;
       this.#head = null;
     } else {
-      let result: ReadableStreamReadResult<Uint8Array>;
+      let bytes: Uint8Array | null;
       try {
-        result = await this.#reader.read();
+        bytes = await this.#channel.read();
       } catch (error) {
         this.#onTransportError(error);
         return;
       }
-      if (result.done) {
+      if (bytes === null) {
         this.#onEof();
         return;
       }
-      chunk = result.value;
+      chunk = bytes;
     }
     this.#bytesReceived += chunk.length;
     try {
@@ -1178,8 +1163,7 @@ export class WebSocketConnection {
     }
     const drop = () => {
       clearTimeout(flushTimer);
-      this.#reader.cancel().catch(() => {});
-      this.#stream.close?.();
+      this.#channel.close();
       this.#resolveClosed(info);
     };
     // A graceful end flushes what was written (the close frame), but a peer
@@ -1188,11 +1172,10 @@ export class WebSocketConnection {
     if (graceful) {
       this.#uncork();
       flushTimer = setTimeout(drop, this.#closeTimeout);
-      this.#writer.close().catch(() => {}).finally(drop);
+      this.#channel.closeWrite().catch(() => {}).finally(drop);
     } else {
       this.#corked = [];
       this.#corkedBytes = 0;
-      this.#writer.abort().catch(() => {});
       drop();
     }
   }
@@ -1251,9 +1234,13 @@ export function takeover(
   stream: ByteStream,
   options: TakeoverOptions,
 ): WebSocketConnection {
+  // A transport with a channel is used through it: its streams (made on
+  // first use) are not touched.
   if (
-    !(stream?.readable instanceof ReadableStream) ||
-    !(stream?.writable instanceof WritableStream)
+    !stream?.channel && (
+      !(stream?.readable instanceof ReadableStream) ||
+      !(stream?.writable instanceof WritableStream)
+    )
   ) {
     throw new TypeError(
       "takeover needs a byte stream: { readable: ReadableStream, writable: WritableStream }",

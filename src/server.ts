@@ -5,6 +5,7 @@
  */
 
 import { readHead } from "./_read_head.ts";
+import { channelOf } from "./byte_channel.ts";
 import {
   type CloseInfo,
   type ConnectionOptions,
@@ -229,6 +230,20 @@ export async function serve(
   const handshaking = new Set<Transport>();
   let closing = false;
 
+  const run = async (
+    connection: WebSocketConnection,
+    request: ServerRequest,
+  ) => {
+    connections.add(connection);
+    connection.closed.then(() => connections.delete(connection));
+    try {
+      await handler(connection, request);
+    } catch (error) {
+      onError(error);
+      connection.close({ code: 1011 }).catch(() => {});
+    }
+  };
+
   const accept = async (transport: Transport) => {
     handshaking.add(transport);
     const deadline = new AbortController();
@@ -241,15 +256,14 @@ export async function serve(
         ),
       handshakeTimeout,
     );
-    const reader = transport.readable.getReader();
-    const writer = transport.writable.getWriter();
+    const channel = channelOf(transport);
     const refuse = async (bytes: Uint8Array) => {
       // Bounded like a connection's graceful end: a client that does not
       // read, or a TLS client that never finished its handshake (nothing can
       // be written to it), must not hold the socket open.
       const sent = (async () => {
-        await writer.write(bytes);
-        await writer.close();
+        channel.write(bytes);
+        await channel.closeWrite();
       })();
       sent.catch(() => {}); // The client is gone; nothing to tell it.
       let timer: ReturnType<typeof setTimeout> | undefined;
@@ -269,7 +283,7 @@ export async function serve(
     let inHook = false;
     try {
       const { head, rest } = await readHead(
-        reader,
+        channel,
         options.headLimits,
         deadline.signal,
       );
@@ -317,10 +331,9 @@ export async function serve(
         headers,
       });
       inHook = false;
-      await writer.write(accepted);
+      // Queued ahead of anything the connection sends; no need to wait.
+      channel.write(accepted);
       clearTimeout(timer);
-      reader.releaseLock();
-      writer.releaseLock();
       handshaking.delete(transport);
       upgraded = true;
       const connection = takeover(transport, {
@@ -331,14 +344,10 @@ export async function serve(
         extensions,
         path: upgrade.target,
       });
-      connections.add(connection);
-      connection.closed.then(() => connections.delete(connection));
-      try {
-        await handler(connection, request);
-      } catch (error) {
-        onError(error);
-        connection.close({ code: 1011 }).catch(() => {});
-      }
+      // Not awaited, and no closure made here: this frame's state (the
+      // deadline, the parsed head) is let go now, not kept with the
+      // connection for its whole life.
+      void run(connection, request);
     } catch (error) {
       if (upgraded) return;
       if (error instanceof HandshakeError && error.status >= 400) {

@@ -6,6 +6,8 @@
  * @module
  */
 
+import type { ByteChannel } from "./byte_channel.ts";
+
 /**
  * A network address.
  *
@@ -27,7 +29,10 @@ export interface Address {
  *
  * `readable` yields the bytes received, `writable` takes the bytes to send;
  * both carry real backpressure. Closing `writable` half-closes (or closes)
- * the socket; `close()` drops it at once.
+ * the socket; `close()` drops it at once. A transport may also offer the same
+ * bytes as a {@link ByteChannel} (`channel`), without streams: the runtime
+ * transports do, make their streams only when asked for them, and wsstream's
+ * handshake and connection use the channel. Use one or the other.
  *
  * @example A transport over an in-memory pipe
  * ```ts
@@ -53,6 +58,8 @@ export interface Transport {
   readonly localAddr: Address | null;
   /** The peer's address, or `null` when not on a network socket. */
   readonly remoteAddr: Address | null;
+  /** The same bytes without streams, when the transport has them. */
+  readonly channel?: ByteChannel | undefined;
 }
 
 /**

@@ -6,6 +6,8 @@
  *
  * @module
  */
+import { closedError, SocketChannel } from "../_socket_channel.ts";
+import { ChannelTransport } from "../byte_channel.ts";
 import type * as t from "../transport.ts";
 
 // An entry point of its own: the types its export refers to come with it.
@@ -13,7 +15,7 @@ export type * from "../transport.ts";
 
 // The subset of Bun 1.4's socket API used here (see the `bun-types` package).
 interface BunSocket {
-  data: ReturnType<typeof pipe> | undefined;
+  data: BunChannel | undefined;
   write(bytes: Uint8Array): number; // bytes taken; -1 once closed
   end(): void;
   shutdown(): void;
@@ -38,108 +40,167 @@ interface BunApi {
   listen(options: BunOptions): { hostname: string; port: number; stop(): void };
 }
 
-const closedError = () => new Error("Cannot write to a closed transport");
+/** Received bytes queued unread before the socket is paused. */
+const READ_AHEAD = 64 * 1024;
 
-/** One socket's streams, and what its callbacks do to them. */
-function pipe(socket: BunSocket) {
-  let queue!: ReadableStreamDefaultController<Uint8Array>;
-  let pending: { bytes: Uint8Array } & PromiseWithResolvers<void> | undefined;
-  let paused = false, readDone = false, writeDone = false, closed = false;
-  let failure: Error | undefined;
-  const pause = () => {
-    if (!paused && !closed) socket.pause();
-    paused = true;
-  };
-  const endReadable = (error?: Error) => {
-    if (!readDone) error ? queue.error(error) : queue.close();
-    readDone = true;
-  };
-  const close = () => {
-    if (closed) return;
-    closed = true;
+/**
+ * One socket's channel; the socket's callbacks (`handlers`) call its `on…`
+ * methods. Bun gives every `data` event a fresh buffer (checked on Bun
+ * 1.4.5), so chunks are queued uncopied. A full queue pauses the socket
+ * until read() takes from it: the kernel buffers fill up, and TCP flow
+ * control stops the peer.
+ */
+class BunChannel extends SocketChannel {
+  readonly #socket: BunSocket;
+  /** Received chunks not yet read, and the read waiting for one. */
+  #received: Uint8Array[] = [];
+  #receivedBytes = 0;
+  #reading: PromiseWithResolvers<Uint8Array | null> | null = null;
+  #readEnd: { error: Error | null } | null = null;
+  /** What the socket did not take at once, in order. */
+  #unsent: Uint8Array[] = [];
+  #paused = false;
+  #shutdownWanted = false;
+  /** An error Bun reported before `close` (a failed TLS session). */
+  #error: Error | undefined;
+  readonly transport: ChannelTransport;
+
+  constructor(socket: BunSocket) {
+    const { localAddress, localPort, remoteAddress, remotePort } = socket;
+    super(
+      { hostname: localAddress, port: localPort },
+      { hostname: remoteAddress, port: remotePort },
+    );
+    this.#socket = socket;
+    socket.setNoDelay(true);
+    this.transport = new ChannelTransport(this);
+  }
+
+  read(): Promise<Uint8Array | null> {
+    const received = this.#received;
+    if (received.length > 0) {
+      const bytes = received.shift()!;
+      this.#receivedBytes -= bytes.length;
+      if (this.#paused && this.#receivedBytes < READ_AHEAD && !this.closed) {
+        this.#paused = false;
+        this.#socket.resume();
+      }
+      return Promise.resolve(bytes);
+    }
+    const end = this.#readEnd;
+    if (end !== null) {
+      return end.error !== null
+        ? Promise.reject(end.error)
+        : Promise.resolve(null);
+    }
+    this.#reading ??= Promise.withResolvers();
+    return this.#reading.promise;
+  }
+
+  write(bytes: Uint8Array): void {
+    this.checkWritable();
+    if (bytes.length === 0) return;
+    this.bufferedAmount += bytes.length;
+    this.#unsent.push(bytes);
+    if (this.#unsent.length === 1) this.onDrain();
+  }
+
+  closeWrite(): Promise<void> {
+    this.#shutdownWanted = true;
+    this.settle();
+    return this.drained();
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true;
     // end(), not terminate(): like close(2) on Deno, the kernel still sends
     // what it holds, then a FIN. terminate() resets (SO_LINGER 0), and the
     // peer may then drop bytes it was sent, such as a close frame.
-    socket.end();
-  };
-  // Nothing can use the socket once both directions are over.
-  const finish = () => readDone && writeDone && close();
-  // Holds only the chunk the WritableStream is writing: its write() resolves
-  // once the socket took every byte, resuming on `drain`.
-  const flush = () => {
-    if (!pending) return;
-    const taken = closed ? -1 : socket.write(pending.bytes);
-    if (taken >= 0 && taken < pending.bytes.byteLength) {
-      pending.bytes = pending.bytes.subarray(taken);
-    } else {
-      const { resolve, reject } = pending;
-      pending = undefined;
-      taken < 0 ? reject(failure ?? closedError()) : resolve();
+    this.#socket.end();
+    this.#received = [];
+    this.#receivedBytes = 0;
+    this.#endRead(null);
+    this.settle();
+  }
+
+  protected override settle(): void {
+    super.settle();
+    if (this.#shutdownWanted && this.bufferedAmount === 0 && !this.closed) {
+      this.#shutdownWanted = false;
+      this.#socket.shutdown(); // a FIN; reading goes on
     }
-  };
-  socket.setNoDelay(true);
-  const readable = new ReadableStream<Uint8Array>({
-    start: (controller) => void (queue = controller),
-    pull: () => { // below the high-water mark again
-      if (paused && !closed) socket.resume();
-      paused = false;
-    },
-    cancel: () => {
-      readDone = true;
-      pause();
-      finish();
-    },
-  }, { highWaterMark: 64 * 1024, size: (chunk) => chunk.byteLength });
-  const writable = new WritableStream<Uint8Array>({
-    write: (bytes) => {
-      const write = pending = { bytes, ...Promise.withResolvers<void>() };
-      flush();
-      return write.promise;
-    },
-    close: () => {
-      writeDone = true;
-      if (!closed) socket.shutdown(); // a FIN; reading goes on
-      finish();
-    },
-    abort: close,
-  });
-  const { localAddress, localPort, remoteAddress, remotePort } = socket;
-  const localAddr = { hostname: localAddress, port: localPort };
-  const remoteAddr = { hostname: remoteAddress, port: remotePort };
-  return {
-    transport: { readable, writable, close, localAddr, remoteAddr },
-    // Bun gives every `data` event a fresh buffer (checked on Bun 1.4.5), so
-    // chunks are queued uncopied. A full queue stops reading until pull():
-    // the kernel buffers fill up, and TCP flow control stops the peer.
-    data(bytes: Uint8Array) {
-      if (readDone) return;
-      queue.enqueue(bytes);
-      if ((queue.desiredSize ?? 0) <= 0) pause();
-    },
-    drain: flush,
-    end() {
-      endReadable();
-      finish();
-    },
-    // A failed TLS session or a throwing handler; `close` follows.
-    error: (error: Error) => void (failure = error),
-    closed(error = failure) {
-      failure = error;
-      closed = true;
-      endReadable(error);
-      flush(); // rejects a pending write
-    },
-  };
+  }
+
+  #endRead(error: Error | null): void {
+    if (this.#readEnd !== null) return;
+    this.#readEnd = { error };
+    const waiting = this.#reading;
+    this.#reading = null;
+    if (waiting === null) return;
+    if (error !== null) waiting.reject(error);
+    else waiting.resolve(null);
+  }
+
+  onData(bytes: Uint8Array): void {
+    if (this.closed || this.#readEnd !== null) return;
+    const waiting = this.#reading;
+    if (waiting !== null) {
+      this.#reading = null;
+      waiting.resolve(bytes);
+      return;
+    }
+    this.#received.push(bytes);
+    this.#receivedBytes += bytes.length;
+    if (this.#receivedBytes >= READ_AHEAD && !this.#paused) {
+      this.#paused = true;
+      this.#socket.pause();
+    }
+  }
+
+  /** Writes what the socket takes; the rest waits for the next `drain`. */
+  onDrain(): void {
+    const unsent = this.#unsent;
+    while (unsent.length > 0 && !this.closed) {
+      const bytes = unsent[0]!;
+      const taken = this.#socket.write(bytes);
+      if (taken < 0) return this.fail(this.#error ?? closedError());
+      this.bufferedAmount -= taken;
+      if (taken < bytes.length) {
+        unsent[0] = bytes.subarray(taken);
+        return;
+      }
+      unsent.shift();
+    }
+    this.settle();
+  }
+
+  onEnd(): void {
+    this.#endRead(null);
+  }
+
+  onError(error: Error): void {
+    this.#error = error; // `close` follows
+  }
+
+  onClose(error: Error | undefined = this.#error): void {
+    this.#error = error;
+    this.closed = true;
+    this.#endRead(error ?? null);
+    this.settle(); // rejects a pending drain
+  }
 }
 
 const handlers = {
   binaryType: "uint8array" as const,
-  open: ((socket) => void (socket.data ??= pipe(socket))) as Handler,
-  data: ((socket, bytes) => socket.data?.data(bytes)) as Handler<[Uint8Array]>,
-  drain: ((socket) => socket.data?.drain()) as Handler,
-  end: ((socket) => socket.data?.end()) as Handler,
-  close: ((socket, error) => socket.data?.closed(error)) as Handler<[Error?]>,
-  error: ((socket, error) => socket.data?.error(error)) as Handler<[Error]>,
+  open: ((socket) => void (socket.data ??= new BunChannel(socket))) as Handler,
+  data: ((socket, bytes) => socket.data?.onData(bytes)) as Handler<
+    [Uint8Array]
+  >,
+  drain: ((socket) => socket.data?.onDrain()) as Handler,
+  end: ((socket) => socket.data?.onEnd()) as Handler,
+  close: ((socket, error) => socket.data?.onClose(error)) as Handler<[Error?]>,
+  error: ((socket, error) => socket.data?.onError(error)) as Handler<[Error]>,
 };
 
 const bun = () => (globalThis as unknown as { Bun: BunApi }).Bun;
@@ -186,7 +247,7 @@ async function connect(options: t.ConnectTransportOptions) {
   opening.catch(ready.reject);
   try {
     const socket = await ready.promise;
-    return (socket.data ??= pipe(socket)).transport;
+    return (socket.data ??= new BunChannel(socket)).transport;
   } catch (error) {
     opening.then((socket) => socket.end()).catch(() => {});
     throw error;
@@ -213,7 +274,7 @@ async function listen(
       // that stalls mid-handshake; one that fails it is closed by Bun.
       handshake: () => {},
       open: (socket) => {
-        const { transport } = socket.data ??= pipe(socket);
+        const { transport } = socket.data ??= new BunChannel(socket);
         try {
           onTransport(transport);
         } catch (error) {

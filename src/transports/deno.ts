@@ -5,6 +5,8 @@
  *
  * @module
  */
+import { SocketChannel } from "../_socket_channel.ts";
+import { ChannelTransport } from "../byte_channel.ts";
 import type * as t from "../transport.ts";
 
 // An entry point of its own: the types its export refers to come with it.
@@ -29,72 +31,87 @@ function closeQuietly(closable: { close(): void }): void {
 
 // Deno's own `conn.readable` closes the whole conn when it reads EOF, and so
 // does `conn.writable.close()` (Deno 2.9): the peer's FIN would end our
-// writing, and our FIN our reading. These streams use read/write/closeWrite,
-// which keeps half-close, with real backpressure all the same: a read only
-// when the queue has room, a write done when the kernel took every byte.
-function wrap(conn: Conn): t.Transport {
-  let closed = false, readDone = false, writeDone = false;
-  const close = () => {
-    if (closed) return;
-    closed = true; // first: the read it interrupts checks it
-    closeQuietly(conn);
-  };
-  // Nothing can use the socket once both directions are over.
-  const finish = () => readDone && writeDone && close();
-  let readSize = MIN_READ;
-  const readable = new ReadableStream<Uint8Array>({
-    async pull(controller) {
-      const buffer = new Uint8Array(readSize);
-      let n: number | null;
-      try {
-        n = await conn.read(buffer);
-      } catch (error) {
-        // Our own close() interrupts a pending read: an end, not a failure.
-        if (!closed) throw error;
-        n = null;
+// writing, and our FIN our reading. The channel uses read/write/closeWrite,
+// which keeps half-close: a read is one `conn.read`, and queued writes go out
+// one `conn.write` at a time until the kernel took every byte.
+class DenoChannel extends SocketChannel {
+  readonly #conn: Conn;
+  /** Unsent bytes, in order; the first is being written. */
+  #queue: Uint8Array[] = [];
+  #readSize = MIN_READ;
+
+  constructor(conn: Conn) {
+    super(address(conn.localAddr), address(conn.remoteAddr));
+    this.#conn = conn;
+  }
+
+  async read(): Promise<Uint8Array | null> {
+    if (this.closed) {
+      if (this.failure !== null) throw this.failure.error;
+      return null;
+    }
+    const buffer = new Uint8Array(this.#readSize);
+    let n: number | null;
+    try {
+      n = await this.#conn.read(buffer);
+    } catch (error) {
+      // Our own close() interrupts a pending read: an end, not a failure.
+      if (this.failure !== null) throw this.failure.error;
+      if (!this.closed) throw error;
+      n = null;
+    }
+    if (n === null) return null;
+    if (n === this.#readSize) {
+      this.#readSize = Math.min(this.#readSize * 2, MAX_READ);
+    } else if (n < this.#readSize >>> 2) {
+      this.#readSize = Math.max(this.#readSize >>> 1, MIN_READ);
+    }
+    return buffer.subarray(0, n);
+  }
+
+  write(bytes: Uint8Array): void {
+    this.checkWritable();
+    if (bytes.length === 0) return;
+    this.#queue.push(bytes);
+    this.bufferedAmount += bytes.length;
+    if (this.#queue.length === 1) void this.#pump();
+  }
+
+  async #pump(): Promise<void> {
+    const queue = this.#queue;
+    try {
+      while (queue.length > 0 && !this.closed) {
+        const bytes = queue[0]!;
+        const n = await this.#conn.write(bytes);
+        this.bufferedAmount -= n;
+        if (n < bytes.length) queue[0] = bytes.subarray(n);
+        else queue.shift();
       }
-      if (readDone) return; // cancelled meanwhile
-      if (n !== null) {
-        if (n === readSize) readSize = Math.min(readSize * 2, MAX_READ);
-        else if (n < readSize >>> 2) {
-          readSize = Math.max(readSize >>> 1, MIN_READ);
-        }
-        return controller.enqueue(buffer.subarray(0, n));
-      }
-      readDone = true;
-      controller.close();
-      finish();
-    },
-    cancel() {
-      readDone = true;
-      finish();
-    },
-  }, { highWaterMark: MAX_READ, size: (chunk) => chunk.byteLength });
-  const writable = new WritableStream<Uint8Array>({
-    async write(chunk) {
-      try {
-        for (let at = 0; at < chunk.byteLength;) {
-          at += await conn.write(chunk.subarray(at));
-        }
-      } catch (error) {
-        throw closed ? new Error("Cannot write to a closed transport") : error;
-      }
-    },
-    async close() {
-      writeDone = true;
-      try {
-        if (!closed) await conn.closeWrite();
-      } catch (error) {
-        if (!closed) throw error;
-      }
-      finish();
-    },
-    abort: close,
-  });
-  const localAddr = address(conn.localAddr);
-  const remoteAddr = address(conn.remoteAddr);
-  return { readable, writable, close, localAddr, remoteAddr };
+    } catch (error) {
+      if (!this.closed) return this.fail(error);
+    }
+    this.settle();
+  }
+
+  async closeWrite(): Promise<void> {
+    await this.drained();
+    try {
+      await this.#conn.closeWrite();
+    } catch (error) {
+      if (!this.closed) throw error;
+    }
+  }
+
+  close(): void {
+    if (this.closed) return;
+    this.closed = true; // first: the read or write it interrupts checks it
+    closeQuietly(this.#conn);
+    this.settle();
+  }
 }
+
+const wrap = (conn: Conn): t.Transport =>
+  new ChannelTransport(new DenoChannel(conn));
 
 async function connect(
   options: t.ConnectTransportOptions,
