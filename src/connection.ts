@@ -18,7 +18,12 @@ import {
 import { DEFAULT_CLOSE_REASONS, encodeClosePayload } from "./close.ts";
 import { ConnectionClosedError, ProtocolError } from "./errors.ts";
 import type { ExtensionOffer } from "./handshake.ts";
-import { type Message, Protocol, type Role } from "./protocol.ts";
+import {
+  DEFAULT_MAX_MESSAGE_SIZE,
+  type Message,
+  Protocol,
+  type Role,
+} from "./protocol.ts";
 import type { Address } from "./transport.ts";
 import { Utf8Decoder } from "./utf8.ts";
 
@@ -256,7 +261,14 @@ export class WebSocketConnection {
   readonly #protocol: Protocol;
   /** The transport's bytes: read one chunk at a time, written in batches. */
   readonly #channel: ByteChannel;
-  readonly #options: TakeoverOptions;
+  // What is kept of the options (not the object: a server's carries all of
+  // its own options, and every idle connection would keep a copy).
+  readonly #agreedProtocol: string;
+  readonly #extensions: ExtensionOffer[];
+  readonly #path: string;
+  readonly #maxMessageSize: number;
+  readonly #pingHook: ((payload: Uint8Array) => void) | undefined;
+  readonly #pongHook: ((payload: Uint8Array) => void) | undefined;
   readonly #closeTimeout: number;
   /**
    * Messages received and not yet taken, at most `highWaterMark` of them
@@ -276,11 +288,12 @@ export class WebSocketConnection {
   #state: ConnectionState = "open";
   #closeInfo: CloseInfo | null = null;
   #head: Uint8Array | null;
-  #reading: Promise<void> | null = null;
+  /** Whether a read of the channel is under way. */
+  #reading = false;
   #readableDone = false;
   #draining = false;
   #overflowBytes = 0;
-  #sendTail: Promise<void> = Promise.resolve();
+  #sendTail: Promise<void> = resolved;
   /** Sends waiting in `#sendTail`; with none, a send may go out at once. */
   #sendsQueued = 0;
   /** Corked frames, not yet handed to the transport (see CORK_LIMIT). */
@@ -324,7 +337,12 @@ export class WebSocketConnection {
       checkPositive("keepalive.interval", options.keepalive.interval);
       checkPositive("keepalive.timeout", options.keepalive.timeout);
     }
-    this.#options = options;
+    this.#agreedProtocol = options.protocol ?? "";
+    this.#extensions = options.extensions ?? [];
+    this.#path = options.path ?? "";
+    this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
+    this.#pingHook = options.onPing;
+    this.#pongHook = options.onPong;
     this.#head = options.head && options.head.length > 0 ? options.head : null;
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.#channel = channelOf(stream);
@@ -338,7 +356,7 @@ export class WebSocketConnection {
       maskSource: options.maskSource,
     }, {
       message: (data) => this.#onMessage(data),
-      ping: (payload) => this.#options.onPing?.(payload),
+      ping: (payload) => this.#pingHook?.(payload),
       pong: (payload) => this.#onPong(payload),
       close: (code, reason) => this.#onPeerClose(code, reason),
       send: (bytes) => this.#write(bytes),
@@ -433,9 +451,9 @@ export class WebSocketConnection {
       state: this.#state,
       localAddr: this.#channel.localAddr,
       remoteAddr: this.#channel.remoteAddr,
-      protocol: this.#options.protocol ?? "",
-      extensions: this.#options.extensions ?? [],
-      path: this.#options.path ?? "",
+      protocol: this.#agreedProtocol,
+      extensions: this.#extensions,
+      path: this.#path,
       bytesReceived: this.#bytesReceived,
       bytesSent: this.#bytesSent,
       messagesReceived: this.#messagesReceived,
@@ -445,7 +463,7 @@ export class WebSocketConnection {
 
   /** The agreed subprotocol ("" for none). */
   get protocol(): string {
-    return this.#options.protocol ?? "";
+    return this.#agreedProtocol;
   }
 
   /**
@@ -888,15 +906,50 @@ export class WebSocketConnection {
   /**
    * Reads while the inbox has room (it is below `highWaterMark`), one chunk
    * at a time; the reads stop when it is full and go on when it is not.
+   * While the close handshake is under way (`#draining`), reads go on
+   * regardless. A chunk read is fed to the protocol by {@link #onRead}, which
+   * calls this again: an idle connection waits on one read, no more.
    */
   #readMore(): void {
-    if (this.#reading !== null) return;
-    if (this.#failing !== null) return this.#failWhenDrained();
-    if (
-      this.#closeInfo !== null || this.#readableDone ||
-      this.#queued >= this.#highWaterMark
-    ) return;
-    this.#read().then(() => this.#readMore());
+    while (!this.#reading) {
+      if (this.#failing !== null) return this.#failWhenDrained();
+      if (this.#closeInfo !== null) return;
+      if (
+        !this.#draining &&
+        (this.#readableDone || this.#queued >= this.#highWaterMark)
+      ) return;
+      const head = this.#head;
+      if (head === null) {
+        this.#reading = true;
+        this.#channel.read().then(this.#onRead, this.#onReadError);
+        return;
+      }
+      this.#head = null; // the bytes read past the handshake come first
+      this.#receive(head);
+    }
+  }
+
+  readonly #onRead = (bytes: Uint8Array | null): void => {
+    this.#reading = false;
+    if (this.#closeInfo !== null || this.#failing !== null) return;
+    if (bytes === null) return this.#onEof();
+    this.#receive(bytes);
+    this.#readMore();
+  };
+
+  readonly #onReadError = (error: unknown): void => {
+    this.#reading = false;
+    this.#onTransportError(error);
+  };
+
+  #receive(chunk: Uint8Array): void {
+    this.#bytesReceived += chunk.length;
+    try {
+      this.#protocol.receive(chunk);
+    } catch (error) {
+      if (error instanceof ProtocolError) this.#onProtocolError(error);
+      else this.#onTransportError(error);
+    }
   }
 
   /** The application stopped reading: like WebSocketStream, that closes. */
@@ -923,41 +976,6 @@ export class WebSocketConnection {
     else waiting.reject(error);
   }
 
-  /** Reads one chunk from the transport (one read at a time) and feeds it in. */
-  #read(): Promise<void> {
-    this.#reading ??= this.#readOnce().finally(() => (this.#reading = null));
-    return this.#reading;
-  }
-
-  async #readOnce(): Promise<void> {
-    if (this.#closeInfo !== null || this.#failing !== null) return;
-    let chunk: Uint8Array;
-    if (this.#head !== null) {
-      chunk = this.#head;
-      this.#head = null;
-    } else {
-      let bytes: Uint8Array | null;
-      try {
-        bytes = await this.#channel.read();
-      } catch (error) {
-        this.#onTransportError(error);
-        return;
-      }
-      if (bytes === null) {
-        this.#onEof();
-        return;
-      }
-      chunk = bytes;
-    }
-    this.#bytesReceived += chunk.length;
-    try {
-      this.#protocol.receive(chunk);
-    } catch (error) {
-      if (error instanceof ProtocolError) this.#onProtocolError(error);
-      else this.#onTransportError(error);
-    }
-  }
-
   /**
    * Once our close frame is out, read on whether or not `readable` has room:
    * the peer's close frame may be behind messages nobody is reading.
@@ -965,11 +983,7 @@ export class WebSocketConnection {
   #drainUntilClosed(): void {
     if (this.#draining) return;
     this.#draining = true;
-    void (async () => {
-      while (this.#closeInfo === null && this.#failing === null) {
-        await this.#read();
-      }
-    })();
+    this.#readMore();
   }
 
   #onMessage(data: Message): void {
@@ -986,7 +1000,7 @@ export class WebSocketConnection {
       // so a peer flooding us during the close handshake cannot grow memory.
       const size = typeof data === "string" ? data.length * 3 : data.length;
       this.#overflowBytes += size;
-      if (this.#overflowBytes > (this.#options.maxMessageSize ?? 16 << 20)) {
+      if (this.#overflowBytes > this.#maxMessageSize) {
         return;
       }
     }
@@ -1001,7 +1015,7 @@ export class WebSocketConnection {
         ping.resolve(now - ping.started);
       }
     }
-    this.#options.onPong?.(payload);
+    this.#pongHook?.(payload);
   }
 
   #onPeerClose(code: number, reason: string): void {

@@ -230,18 +230,23 @@ export async function serve(
   const handshaking = new Set<Transport>();
   let closing = false;
 
-  const run = async (
-    connection: WebSocketConnection,
-    request: ServerRequest,
-  ) => {
+  const failed = (connection: WebSocketConnection, error: unknown) => {
+    onError(error);
+    connection.close({ code: 1011 }).catch(() => {});
+  };
+  // Not an async function: its frame would keep `request` (the parsed
+  // headers) for as long as the handler runs, whether the handler keeps it
+  // or not.
+  const run = (connection: WebSocketConnection, request: ServerRequest) => {
     connections.add(connection);
     connection.closed.then(() => connections.delete(connection));
+    let running: unknown;
     try {
-      await handler(connection, request);
+      running = handler(connection, request);
     } catch (error) {
-      onError(error);
-      connection.close({ code: 1011 }).catch(() => {});
+      return failed(connection, error);
     }
+    Promise.resolve(running).catch((error) => failed(connection, error));
   };
 
   const accept = async (transport: Transport) => {
@@ -347,7 +352,7 @@ export async function serve(
       // Not awaited, and no closure made here: this frame's state (the
       // deadline, the parsed head) is let go now, not kept with the
       // connection for its whole life.
-      void run(connection, request);
+      run(connection, request);
     } catch (error) {
       if (upgraded) return;
       if (error instanceof HandshakeError && error.status >= 400) {
