@@ -28,11 +28,8 @@ export abstract class SocketChannel implements ByteChannel {
   #waiters: PromiseWithResolvers<void>[] | null = null;
   #onWriteError: ((error: unknown) => void) | null = null;
 
-  constructor(
-    readonly localAddr: Address | null,
-    readonly remoteAddr: Address | null,
-  ) {}
-
+  abstract readonly localAddr: Address | null;
+  abstract readonly remoteAddr: Address | null;
   abstract read(): Promise<Uint8Array | null>;
   abstract write(bytes: Uint8Array): void;
   abstract closeWrite(): Promise<void>;

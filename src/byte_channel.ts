@@ -134,8 +134,13 @@ class StreamChannel extends SocketChannel {
   readonly #reader: ReadableStreamDefaultReader<Uint8Array>;
   readonly #writer: WritableStreamDefaultWriter<Uint8Array>;
 
+  readonly localAddr: Address | null;
+  readonly remoteAddr: Address | null;
+
   constructor(source: ByteStream) {
-    super(source.localAddr ?? null, source.remoteAddr ?? null);
+    super();
+    this.localAddr = source.localAddr ?? null;
+    this.remoteAddr = source.remoteAddr ?? null;
     this.#source = source;
     this.#reader = source.readable.getReader();
     this.#writer = source.writable.getWriter();

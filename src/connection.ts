@@ -22,6 +22,7 @@ import {
   DEFAULT_MAX_MESSAGE_SIZE,
   type Message,
   Protocol,
+  type ProtocolHandler,
   type Role,
 } from "./protocol.ts";
 import type { Address } from "./transport.ts";
@@ -224,6 +225,8 @@ const nextMacrotask: (task: () => void) => void =
   (globalThis as { setImmediate?: (task: () => void) => void }).setImmediate ??
     ((task) => setTimeout(task, 0));
 const resolved = Promise.resolve();
+/** Shared by every connection without extensions (never changed). */
+const NO_EXTENSIONS: ExtensionOffer[] = [];
 /** Taken messages at the inbox's front before it is compacted. */
 const INBOX_COMPACT = 64;
 
@@ -300,8 +303,8 @@ export class WebSocketConnection {
   #corked: Uint8Array[] = [];
   #corkedBytes = 0;
   #flushScheduled = false;
-  #writeError: unknown = null;
-  #pings: PendingPing[] = [];
+  /** Pings awaiting their pong (made by the first ping). */
+  #pings: PendingPing[] | null = null;
   #pingCounter = 0;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
   #keepaliveTimer: ReturnType<typeof setTimeout> | undefined;
@@ -312,6 +315,44 @@ export class WebSocketConnection {
   #bytesSent = 0;
   #messagesReceived = 0;
   #messagesSent = 0;
+
+  /**
+   * The protocol's handler: one small object per connection, its methods on
+   * the prototype, instead of a closure per event.
+   */
+  static #Events = class implements ProtocolHandler {
+    constructor(readonly connection: WebSocketConnection) {}
+    message(data: Message): void {
+      this.connection.#onMessage(data);
+    }
+    ping(payload: Uint8Array): void {
+      this.connection.#pingHook?.(payload);
+    }
+    pong(payload: Uint8Array): void {
+      this.connection.#onPong(payload);
+    }
+    close(code: number, reason: string): void {
+      this.connection.#onPeerClose(code, reason);
+    }
+    send(bytes: Uint8Array): void {
+      this.connection.#write(bytes);
+    }
+  };
+
+  /** The connection's own async iterator (see `[Symbol.asyncIterator]`). */
+  static #Messages = class implements AsyncIterableIterator<Message> {
+    constructor(readonly connection: WebSocketConnection) {}
+    next(): Promise<IteratorResult<Message, undefined>> {
+      return this.connection.#next();
+    }
+    return(value?: unknown): Promise<IteratorResult<Message>> {
+      this.connection.#stopReading();
+      return Promise.resolve({ done: true, value: value as Message });
+    }
+    [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
+      return this;
+    }
+  };
 
   /**
    * Runs a WebSocket connection over a byte stream whose handshake is done.
@@ -338,7 +379,7 @@ export class WebSocketConnection {
       checkPositive("keepalive.timeout", options.keepalive.timeout);
     }
     this.#agreedProtocol = options.protocol ?? "";
-    this.#extensions = options.extensions ?? [];
+    this.#extensions = options.extensions ?? NO_EXTENSIONS;
     this.#path = options.path ?? "";
     this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.#pingHook = options.onPing;
@@ -354,13 +395,7 @@ export class WebSocketConnection {
       maxMessageSize: options.maxMessageSize,
       maxFragments: options.maxFragments,
       maskSource: options.maskSource,
-    }, {
-      message: (data) => this.#onMessage(data),
-      ping: (payload) => this.#pingHook?.(payload),
-      pong: (payload) => this.#onPong(payload),
-      close: (code, reason) => this.#onPeerClose(code, reason),
-      send: (bytes) => this.#write(bytes),
-    });
+    }, new WebSocketConnection.#Events(this));
 
     this.#readMore();
 
@@ -452,7 +487,7 @@ export class WebSocketConnection {
       localAddr: this.#channel.localAddr,
       remoteAddr: this.#channel.remoteAddr,
       protocol: this.#agreedProtocol,
-      extensions: this.#extensions,
+      extensions: [...this.#extensions],
       path: this.#path,
       bytesReceived: this.#bytesReceived,
       bytesSent: this.#bytesSent,
@@ -599,7 +634,7 @@ export class WebSocketConnection {
       return Promise.reject(this.#closedError("ping", error));
     }
     return new Promise((resolve, reject) => {
-      this.#pings.push({
+      (this.#pings ??= []).push({
         payload,
         started: performance.now(),
         resolve,
@@ -653,15 +688,7 @@ export class WebSocketConnection {
    * (leaving the loop early closes the connection) but without the stream.
    */
   [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
-    const iterator: AsyncIterableIterator<Message> = {
-      next: () => this.#next(),
-      return: (value?: unknown) => {
-        this.#stopReading();
-        return Promise.resolve({ done: true, value: value as Message });
-      },
-      [Symbol.asyncIterator]: () => iterator,
-    };
-    return iterator;
+    return new WebSocketConnection.#Messages(this);
   }
 
   // ---- sending ----
@@ -1008,10 +1035,11 @@ export class WebSocketConnection {
   }
 
   #onPong(payload: Uint8Array): void {
-    const index = this.#pings.findIndex((ping) => equal(ping.payload, payload));
+    const pings = this.#pings ?? [];
+    const index = pings.findIndex((ping) => equal(ping.payload, payload));
     if (index >= 0) {
       const now = performance.now();
-      for (const ping of this.#pings.splice(0, index + 1)) {
+      for (const ping of pings.splice(0, index + 1)) {
         ping.resolve(now - ping.started);
       }
     }
@@ -1102,7 +1130,6 @@ export class WebSocketConnection {
 
   #onTransportError(error: unknown): void {
     if (this.#closeInfo !== null) return;
-    this.#writeError ??= error;
     const info = this.#pendingClose ??
       { code: 1006, reason: "", wasClean: false };
     this.#finish(info, false);
@@ -1170,7 +1197,7 @@ export class WebSocketConnection {
     // and most connections end with no ping waiting and a clean close.
     let closedError: ConnectionClosedError | undefined;
     const failure = () => closedError ??= this.#closedError("receive");
-    for (const ping of this.#pings.splice(0)) ping.reject(failure());
+    for (const ping of this.#pings?.splice(0) ?? []) ping.reject(failure());
     if (!this.#readableDone) {
       this.#readableDone = true;
       this.#endInbox(info.wasClean ? null : error ?? failure());

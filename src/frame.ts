@@ -175,14 +175,17 @@ export class FrameDecoder {
   readonly #sink: FrameSink;
   readonly #masked: boolean | null;
   readonly #allowedRsv: number;
-  /** Header bytes carried over from an earlier chunk. */
-  readonly #pending = new Uint8Array(14);
+  /** Header bytes carried over from an earlier chunk (made when needed). */
+  #pending: Uint8Array | null = null;
   #pendingLength = 0;
   /** Payload bytes left in the current frame; -1 while reading a header. */
   #remaining = -1;
   #maskKey: Uint8Array | null = null;
-  /** The current frame's key, reused from frame to frame (no allocation). */
-  readonly #maskBytes = new Uint8Array(4);
+  /**
+   * The current frame's key, reused from frame to frame (no allocation but
+   * the first: an idle connection has none).
+   */
+  #maskBytes: Uint8Array | null = null;
   #maskOffset = 0;
   readonly #header: FrameHeader = {
     fin: false,
@@ -226,19 +229,20 @@ export class FrameDecoder {
             this.#parseHeader(chunk, pos);
             pos += size;
           } else {
-            this.#pending.set(chunk.subarray(pos, n));
+            (this.#pending ??= new Uint8Array(14)).set(chunk.subarray(pos, n));
             this.#pendingLength = n - pos;
             return;
           }
         } else {
           // Complete a header begun in an earlier chunk, a byte at a time
           // (at most 13 bytes, only at chunk boundaries).
-          this.#pending[this.#pendingLength++] = chunk[pos++]!;
+          const pending = this.#pending ??= new Uint8Array(14);
+          pending[this.#pendingLength++] = chunk[pos++]!;
           if (this.#pendingLength < 2) continue;
-          const size = headerSize(this.#pending[1]!);
+          const size = headerSize(pending[1]!);
           if (this.#pendingLength < size) continue;
           this.#pendingLength = 0;
-          this.#parseHeader(this.#pending, 0);
+          this.#parseHeader(pending, 0);
         }
         if (this.#remaining === 0) {
           this.#remaining = -1;
@@ -327,7 +331,7 @@ export class FrameDecoder {
       }
     }
     if (masked) {
-      const key = this.#maskBytes;
+      const key = this.#maskBytes ??= new Uint8Array(4);
       key[0] = bytes[p]!;
       key[1] = bytes[p + 1]!;
       key[2] = bytes[p + 2]!;

@@ -22,6 +22,7 @@ import {
   FrameDecoder,
   type FrameHeader,
   frameHeaderSize,
+  type FrameSink,
   Opcode,
   writeFrameHeader,
 } from "./frame.ts";
@@ -196,6 +197,24 @@ export class Protocol {
    * @param options Role and limits.
    * @param handler Where events and outgoing bytes go.
    */
+  /**
+   * The decoder's sink: one small object per protocol, its methods on the
+   * prototype, instead of a closure per event (idle connections are mostly
+   * such per-connection objects).
+   */
+  static #Sink = class implements FrameSink {
+    constructor(readonly protocol: Protocol) {}
+    frameStart(header: FrameHeader): void {
+      this.protocol.#frameStart(header);
+    }
+    framePayload(chunk: Uint8Array): void {
+      this.protocol.#framePayload(chunk);
+    }
+    frameEnd(): void {
+      this.protocol.#frameEnd();
+    }
+  };
+
   constructor(options: ProtocolOptions, handler: ProtocolHandler) {
     this.role = options.role;
     this.#handler = handler;
@@ -204,11 +223,7 @@ export class Protocol {
     this.#nextMask = options.role === "client"
       ? options.maskSource ?? randomMaskSource()
       : null;
-    this.#decoder = new FrameDecoder({
-      frameStart: (header) => this.#frameStart(header),
-      framePayload: (chunk) => this.#framePayload(chunk),
-      frameEnd: () => this.#frameEnd(),
-    }, {
+    this.#decoder = new FrameDecoder(new Protocol.#Sink(this), {
       masked: options.role === "server",
       allowedRsv: options.allowedRsv ?? 0,
     });

@@ -346,7 +346,7 @@ export async function serve(
         role: "server",
         head: rest,
         protocol,
-        extensions,
+        extensions: extensions.length > 0 ? extensions : undefined,
         path: upgrade.target,
       });
       // Not awaited, and no closure made here: this frame's state (the

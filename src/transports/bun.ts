@@ -65,12 +65,15 @@ class BunChannel extends SocketChannel {
   #error: Error | undefined;
   readonly transport: ChannelTransport;
 
+  // Read now: Bun's socket forgets them once closed.
+  readonly localAddr: t.Address;
+  readonly remoteAddr: t.Address;
+
   constructor(socket: BunSocket) {
+    super();
     const { localAddress, localPort, remoteAddress, remotePort } = socket;
-    super(
-      { hostname: localAddress, port: localPort },
-      { hostname: remoteAddress, port: remotePort },
-    );
+    this.localAddr = { hostname: localAddress, port: localPort };
+    this.remoteAddr = { hostname: remoteAddress, port: remotePort };
     this.#socket = socket;
     socket.setNoDelay(true);
     this.transport = new ChannelTransport(this);

@@ -15,9 +15,11 @@ export type * from "../transport.ts";
 type Conn = Deno.Conn<Deno.NetAddr>;
 // Reads go into a fresh buffer each time (its views are handed on), sized to
 // the traffic: a read that fills its buffer doubles the next one, up to
-// MAX_READ; one that uses less than a quarter halves it, down to MIN_READ.
-// An idle connection, whose pending read holds its buffer, costs MIN_READ.
-const MIN_READ = 1024;
+// MAX_READ; one that uses less than a quarter quarters it, down to MIN_READ.
+// The first read (an HTTP head) gets FIRST_READ; an idle connection, whose
+// pending read holds its buffer, soon costs MIN_READ.
+const FIRST_READ = 2048;
+const MIN_READ = 512;
 const MAX_READ = 64 * 1024;
 
 const address = ({ hostname, port }: Deno.NetAddr) => ({ hostname, port });
@@ -38,35 +40,46 @@ class DenoChannel extends SocketChannel {
   readonly #conn: Conn;
   /** Unsent bytes, in order; the first is being written. */
   #queue: Uint8Array[] = [];
-  #readSize = MIN_READ;
+  #readSize = FIRST_READ;
 
   constructor(conn: Conn) {
-    super(address(conn.localAddr), address(conn.remoteAddr));
+    super();
     this.#conn = conn;
   }
 
-  async read(): Promise<Uint8Array | null> {
+  // Made when asked for (the conn keeps its own): not held by every
+  // idle connection.
+  get localAddr(): t.Address {
+    return address(this.#conn.localAddr);
+  }
+
+  get remoteAddr(): t.Address {
+    return address(this.#conn.remoteAddr);
+  }
+
+  // Not an async function: an idle connection waits here, and a suspended
+  // async frame would hold more than this one closure.
+  read(): Promise<Uint8Array | null> {
     if (this.closed) {
-      if (this.failure !== null) throw this.failure.error;
-      return null;
+      return this.failure !== null
+        ? Promise.reject(this.failure.error)
+        : Promise.resolve(null);
     }
     const buffer = new Uint8Array(this.#readSize);
-    let n: number | null;
-    try {
-      n = await this.#conn.read(buffer);
-    } catch (error) {
+    return this.#conn.read(buffer).then((n) => {
+      if (n === null) return null;
+      if (n === this.#readSize) {
+        this.#readSize = Math.min(this.#readSize * 2, MAX_READ);
+      } else if (n < this.#readSize >>> 2) {
+        this.#readSize = Math.max(this.#readSize >>> 2, MIN_READ);
+      }
+      return buffer.subarray(0, n);
+    }, (error) => {
       // Our own close() interrupts a pending read: an end, not a failure.
       if (this.failure !== null) throw this.failure.error;
       if (!this.closed) throw error;
-      n = null;
-    }
-    if (n === null) return null;
-    if (n === this.#readSize) {
-      this.#readSize = Math.min(this.#readSize * 2, MAX_READ);
-    } else if (n < this.#readSize >>> 2) {
-      this.#readSize = Math.max(this.#readSize >>> 1, MIN_READ);
-    }
-    return buffer.subarray(0, n);
+      return null;
+    });
   }
 
   write(bytes: Uint8Array): void {
