@@ -241,7 +241,9 @@ export class ChannelTransport implements Transport {
   #streams: ReturnType<typeof streamsOverChannel> | null = null;
 
   /**
-   * @param channel The socket's channel.
+   * Wraps a channel.
+   *
+   * @param channel The socket's channel, also the transport's `channel`.
    */
   constructor(readonly channel: ByteChannel) {}
 

@@ -1128,7 +1128,7 @@ export class WebSocketConnection {
     else this.#sendTail = this.#sendTail.then(fail);
   }
 
-  #onTransportError(error: unknown): void {
+  #onTransportError(_cause: unknown): void {
     if (this.#closeInfo !== null) return;
     const info = this.#pendingClose ??
       { code: 1006, reason: "", wasClean: false };

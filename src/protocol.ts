@@ -192,12 +192,6 @@ export class Protocol {
   #sendingOpcode = 0;
 
   /**
-   * Makes the state machine for one connection, open.
-   *
-   * @param options Role and limits.
-   * @param handler Where events and outgoing bytes go.
-   */
-  /**
    * The decoder's sink: one small object per protocol, its methods on the
    * prototype, instead of a closure per event (idle connections are mostly
    * such per-connection objects).
@@ -215,6 +209,12 @@ export class Protocol {
     }
   };
 
+  /**
+   * Makes the state machine for one connection, open.
+   *
+   * @param options Role and limits.
+   * @param handler Where events and outgoing bytes go.
+   */
   constructor(options: ProtocolOptions, handler: ProtocolHandler) {
     this.role = options.role;
     this.#handler = handler;

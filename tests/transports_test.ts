@@ -17,6 +17,7 @@ import type {
   Listener,
   Transport,
 } from "../src/transport.ts";
+import type { ByteChannel } from "../src/byte_channel.ts";
 import { cert, key } from "./_certs.ts";
 import { bounded, sleep, within } from "./_wait.ts";
 
@@ -431,4 +432,120 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
       }, 60_000),
     );
   }
+
+  // The channel: what the handshake and the connection use, without streams.
+  describe("channel", () => {
+    /** Reads from a channel until `size` bytes came, or the end. */
+    async function readBytes(channel: ByteChannel, size: number) {
+      const parts: Uint8Array[] = [];
+      let got = 0;
+      while (got < size) {
+        const bytes = await within(5_000, channel.read());
+        if (bytes === null) break;
+        parts.push(bytes);
+        got += bytes.length;
+      }
+      const all = new Uint8Array(got);
+      for (let at = 0, i = 0; i < parts.length; at += parts[i]!.length, i++) {
+        all.set(parts[i]!, at);
+      }
+      return all;
+    }
+
+    test(
+      "the runtime's transports have one, and their streams are made only when asked for",
+      boundedFor(async () => {
+        const { port, next } = await serve();
+        const client = await connect(port);
+        const server = await next();
+        assert.ok(client.channel && server.channel);
+        assert.deepEqual(client.channel.remoteAddr, server.channel.localAddr);
+        assert.deepEqual(client.channel.localAddr, server.channel.remoteAddr);
+        client.channel.write(encoder.encode("channel to channel"));
+        assert.equal(
+          decoder.decode(await readBytes(server.channel, 18)),
+          "channel to channel",
+        );
+      }),
+    );
+
+    test(
+      "1 MiB written at once: bufferedAmount counts it down to 0 at drained()",
+      boundedFor(async () => {
+        const { port, next } = await serve();
+        const client = (await connect(port)).channel!;
+        const server = (await next()).channel!;
+        const sent = new Uint8Array(MiB).map((_, i) => patternByte(i));
+        client.write(sent.subarray(0, MiB / 2));
+        client.write(sent.subarray(MiB / 2));
+        const [received] = await Promise.all([
+          readBytes(server, MiB),
+          within(5_000, client.drained()),
+        ]);
+        assert.equal(client.bufferedAmount, 0);
+        assert.deepEqual(received, sent);
+      }),
+    );
+
+    test(
+      "closeWrite sends the queued bytes, then the end; the other way stays open",
+      boundedFor(async () => {
+        const { port, next } = await serve();
+        const client = (await connect(port)).channel!;
+        const server = (await next()).channel!;
+        client.write(encoder.encode("last words"));
+        await within(5_000, client.closeWrite());
+        assert.equal(decoder.decode(await readBytes(server, 64)), "last words");
+        assert.equal(await within(5_000, server.read()), null);
+        server.write(encoder.encode("still heard"));
+        assert.equal(
+          decoder.decode(await readBytes(client, 11)),
+          "still heard",
+        );
+      }),
+    );
+
+    test(
+      "close() ends a pending read with null and refuses writes with an error",
+      boundedFor(async () => {
+        const { port, next } = await serve();
+        const client = (await connect(port)).channel!;
+        const server = (await next()).channel!;
+        const pending = client.read();
+        client.close();
+        client.close(); // idempotent
+        assert.equal(await within(5_000, pending), null);
+        assert.equal(await client.read(), null);
+        assert.throws(() => client.write(new Uint8Array(1)), /closed/);
+        assert.equal(await within(5_000, server.read()), null); // the FIN
+      }),
+    );
+
+    test(
+      "writes to a peer that is gone fail the channel: later writes throw, drained() rejects",
+      boundedFor(async () => {
+        const { port, next } = await serve();
+        const client = (await connect(port)).channel!;
+        (await next()).close(); // the peer is gone: our bytes meet a reset
+        let reported: unknown = null;
+        client.onWriteError((error) => (reported = error));
+        // Until the kernel learns of the reset, writes still succeed; the
+        // failure comes as a thrown write or as onWriteError, whichever the
+        // runtime's timing gives first.
+        const block = new Uint8Array(64 * KiB);
+        let thrown: unknown = null;
+        for (let i = 0; i < 400 && thrown === null && reported === null; i++) {
+          try {
+            client.write(block);
+          } catch (error) {
+            thrown = error;
+          }
+          await sleep(5);
+        }
+        assert.ok(thrown instanceof Error || reported instanceof Error);
+        assert.throws(() => client.write(block));
+        if (client.bufferedAmount > 0) await assert.rejects(client.drained());
+      }),
+    );
+  });
 });

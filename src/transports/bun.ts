@@ -188,8 +188,11 @@ class BunChannel extends SocketChannel {
 
   onClose(error: Error | undefined = this.#error): void {
     this.#error = error;
+    const unsent = this.bufferedAmount > 0 && !this.closed;
     this.closed = true;
     this.#endRead(error ?? null);
+    // Bytes that will never go out are a failed write, as on Deno.
+    if (unsent) this.fail(error ?? closedError());
     this.settle(); // rejects a pending drain
   }
 }
