@@ -2,10 +2,11 @@
  * The public connection: message streams over the protocol and a transport,
  * with the timers the protocol leaves out (keepalive, close deadline).
  *
- * Data flow: transport bytes are read only when `readable` has room, fed to
- * the {@link Protocol}, and its messages enqueued; everything sent
- * (application messages, and the protocol's pongs and close frames) goes
- * through one writer of the transport, in order.
+ * Data flow: the transport's bytes are read through its byte channel (see
+ * `byte_channel.ts`) only while the inbox of received messages has room, fed
+ * to the {@link Protocol}, and its messages queued in the inbox; everything
+ * sent (application messages, and the protocol's pongs and close frames) is
+ * corked and written to the channel in order.
  *
  * @module
  */
