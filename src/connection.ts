@@ -388,7 +388,7 @@ export class WebSocketConnection {
     this.#head = options.head && options.head.length > 0 ? options.head : null;
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.#channel = channelOf(stream);
-    this.#channel.onWriteError((error) => this.#onTransportError(error));
+    this.#channel.onWriteError(() => this.#onTransportError());
     this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
 
     this.#protocol = new Protocol({
@@ -850,8 +850,8 @@ export class WebSocketConnection {
     const write = (bytes: Uint8Array) => {
       try {
         this.#channel.write(bytes);
-      } catch (error) {
-        this.#onTransportError(error);
+      } catch {
+        this.#onTransportError();
       }
     };
     let run = 0; // bytes in the run of small frames before frames[i]
@@ -965,9 +965,9 @@ export class WebSocketConnection {
     this.#readMore();
   };
 
-  readonly #onReadError = (error: unknown): void => {
+  readonly #onReadError = (): void => {
     this.#reading = false;
-    this.#onTransportError(error);
+    this.#onTransportError();
   };
 
   #receive(chunk: Uint8Array): void {
@@ -976,7 +976,7 @@ export class WebSocketConnection {
       this.#protocol.receive(chunk);
     } catch (error) {
       if (error instanceof ProtocolError) this.#onProtocolError(error);
-      else this.#onTransportError(error);
+      else this.#onTransportError();
     }
   }
 
@@ -1129,7 +1129,8 @@ export class WebSocketConnection {
     else this.#sendTail = this.#sendTail.then(fail);
   }
 
-  #onTransportError(_cause: unknown): void {
+  /** The socket failed (its cause is not reported: the close info says 1006). */
+  #onTransportError(): void {
     if (this.#closeInfo !== null) return;
     const info = this.#pendingClose ??
       { code: 1006, reason: "", wasClean: false };
