@@ -8,7 +8,20 @@
  */
 
 import type { ByteChannel } from "./byte_channel.ts";
-import type { Address } from "./transport.ts";
+import { streamsOverChannel } from "./channel_streams.ts";
+import type { Address, Transport } from "./transport.ts";
+
+/**
+ * Told the result of one read without a promise (see
+ * {@link SocketChannel.readTo}): a connection is its own reader, so an idle
+ * one waiting for bytes holds no promise, resolvers or reaction.
+ */
+export interface ChannelReader {
+  /** The bytes read, or `null` at the end of the stream. */
+  received(bytes: Uint8Array | null): void;
+  /** The read failed (the socket was reset, a write failed). */
+  failed(error: unknown): void;
+}
 
 /** The error of a write to a channel that is closed. */
 export const closedError = (): Error =>
@@ -19,7 +32,7 @@ export const closedError = (): Error =>
  * (keeping {@link bufferedAmount} up to date and calling {@link settle} when
  * it falls to 0), and calls {@link fail} when a write fails.
  */
-export abstract class SocketChannel implements ByteChannel {
+export abstract class SocketChannel implements ByteChannel, Transport {
   bufferedAmount = 0;
   /** Set by close(): nothing more is read or written. */
   closed = false;
@@ -27,13 +40,53 @@ export abstract class SocketChannel implements ByteChannel {
   failure: { error: unknown } | null = null;
   #waiters: PromiseWithResolvers<void>[] | null = null;
   #onWriteError: ((error: unknown) => void) | null = null;
+  #streams: ReturnType<typeof streamsOverChannel> | null = null;
 
   abstract readonly localAddr: Address | null;
   abstract readonly remoteAddr: Address | null;
-  abstract read(): Promise<Uint8Array | null>;
   abstract write(bytes: Uint8Array): void;
   abstract closeWrite(): Promise<void>;
   abstract close(): void;
+
+  /**
+   * The next bytes, as a promise: {@link readTo} with a reader that settles
+   * it. A subclass implements `readTo`, or overrides this and inherits a
+   * `readTo` made from it (it must do one or the other).
+   */
+  read(): Promise<Uint8Array | null> {
+    return new Promise((resolve, reject) =>
+      this.readTo({ received: resolve, failed: reject })
+    );
+  }
+
+  /**
+   * Like {@link read}, but tells `reader` (once, and never before this
+   * returns) instead of settling a promise. One read at a time.
+   */
+  readTo(reader: ChannelReader): void {
+    this.read().then(
+      (bytes) => reader.received(bytes),
+      (error) => reader.failed(error),
+    );
+  }
+
+  // A socket's channel is its transport too (one object per socket, not
+  // two): its streams are made only when someone asks for them.
+
+  /** This channel, for {@link Transport.channel}. */
+  get channel(): ByteChannel {
+    return this;
+  }
+
+  /** Bytes received, as a stream (made on first use). */
+  get readable(): ReadableStream<Uint8Array> {
+    return (this.#streams ??= streamsOverChannel(this)).readable;
+  }
+
+  /** Bytes to send, as a stream (made on first use). */
+  get writable(): WritableStream<Uint8Array> {
+    return (this.#streams ??= streamsOverChannel(this)).writable;
+  }
 
   drained(): Promise<void> {
     if (this.failure !== null) return Promise.reject(this.failure.error);

@@ -6,8 +6,11 @@
  *
  * @module
  */
-import { closedError, SocketChannel } from "../_socket_channel.ts";
-import { ChannelTransport } from "../byte_channel.ts";
+import {
+  type ChannelReader,
+  closedError,
+  SocketChannel,
+} from "../_socket_channel.ts";
 import type * as t from "../transport.ts";
 
 // An entry point of its own: the types its export refers to come with it.
@@ -40,6 +43,14 @@ interface BunApi {
   listen(options: BunOptions): { hostname: string; port: number; stop(): void };
 }
 
+/**
+ * The host name last seen, so that sockets on the same address share one
+ * string instead of each holding a copy Bun made for it.
+ */
+let lastHost = "";
+const sameHost = (host: string): string =>
+  host === lastHost ? lastHost : (lastHost = host);
+
 /** Received bytes queued unread before the socket is paused. */
 const READ_AHEAD = 64 * 1024;
 
@@ -53,59 +64,68 @@ const READ_AHEAD = 64 * 1024;
 class BunChannel extends SocketChannel {
   readonly #socket: BunSocket;
   /** Received chunks not yet read, and the read waiting for one. */
-  #received: Uint8Array[] = [];
+  #received: Uint8Array[] | null = null;
   #receivedBytes = 0;
-  #reading: PromiseWithResolvers<Uint8Array | null> | null = null;
+  #reader: ChannelReader | null = null;
   #readEnd: { error: Error | null } | null = null;
   /** What the socket did not take at once, in order. */
-  #unsent: Uint8Array[] = [];
+  #unsent: Uint8Array[] | null = null;
   #paused = false;
   #shutdownWanted = false;
   /** An error Bun reported before `close` (a failed TLS session). */
   #error: Error | undefined;
-  readonly transport: ChannelTransport;
-
-  // Read now: Bun's socket forgets them once closed.
-  readonly localAddr: t.Address;
-  readonly remoteAddr: t.Address;
+  // Read now, as Bun's socket forgets them once closed; kept as values, and
+  // made objects only when asked for (an idle connection holds less).
+  readonly #localHost: string;
+  readonly #localPort: number;
+  readonly #remoteHost: string;
+  readonly #remotePort: number;
 
   constructor(socket: BunSocket) {
     super();
-    const { localAddress, localPort, remoteAddress, remotePort } = socket;
-    this.localAddr = { hostname: localAddress, port: localPort };
-    this.remoteAddr = { hostname: remoteAddress, port: remotePort };
+    this.#localHost = sameHost(socket.localAddress);
+    this.#localPort = socket.localPort;
+    this.#remoteHost = sameHost(socket.remoteAddress);
+    this.#remotePort = socket.remotePort;
     this.#socket = socket;
     socket.setNoDelay(true);
-    this.transport = new ChannelTransport(this);
   }
 
-  read(): Promise<Uint8Array | null> {
+  get localAddr(): t.Address {
+    return { hostname: this.#localHost, port: this.#localPort };
+  }
+
+  get remoteAddr(): t.Address {
+    return { hostname: this.#remoteHost, port: this.#remotePort };
+  }
+
+  override readTo(reader: ChannelReader): void {
     const received = this.#received;
-    if (received.length > 0) {
+    if (received !== null) {
       const bytes = received.shift()!;
+      if (received.length === 0) this.#received = null;
       this.#receivedBytes -= bytes.length;
       if (this.#paused && this.#receivedBytes < READ_AHEAD && !this.closed) {
         this.#paused = false;
         this.#socket.resume();
       }
-      return Promise.resolve(bytes);
+      queueMicrotask(() => reader.received(bytes));
+      return;
     }
     const end = this.#readEnd;
-    if (end !== null) {
-      return end.error !== null
-        ? Promise.reject(end.error)
-        : Promise.resolve(null);
-    }
-    this.#reading ??= Promise.withResolvers();
-    return this.#reading.promise;
+    if (end === null) this.#reader = reader;
+    else if (end.error !== null) queueMicrotask(() => reader.failed(end.error));
+    else queueMicrotask(() => reader.received(null));
   }
 
   write(bytes: Uint8Array): void {
     this.checkWritable();
     if (bytes.length === 0) return;
     this.bufferedAmount += bytes.length;
-    this.#unsent.push(bytes);
-    if (this.#unsent.length === 1) this.onDrain();
+    if (this.#unsent === null) {
+      this.#unsent = [bytes];
+      this.onDrain();
+    } else this.#unsent.push(bytes);
   }
 
   closeWrite(): Promise<void> {
@@ -121,7 +141,7 @@ class BunChannel extends SocketChannel {
     // what it holds, then a FIN. terminate() resets (SO_LINGER 0), and the
     // peer may then drop bytes it was sent, such as a close frame.
     this.#socket.end();
-    this.#received = [];
+    this.#received = null;
     this.#receivedBytes = 0;
     this.#endRead(null);
     this.settle();
@@ -138,22 +158,22 @@ class BunChannel extends SocketChannel {
   #endRead(error: Error | null): void {
     if (this.#readEnd !== null) return;
     this.#readEnd = { error };
-    const waiting = this.#reading;
-    this.#reading = null;
-    if (waiting === null) return;
-    if (error !== null) waiting.reject(error);
-    else waiting.resolve(null);
+    const reader = this.#reader;
+    this.#reader = null;
+    if (reader === null) return;
+    if (error !== null) reader.failed(error);
+    else reader.received(null);
   }
 
   onData(bytes: Uint8Array): void {
     if (this.closed || this.#readEnd !== null) return;
-    const waiting = this.#reading;
-    if (waiting !== null) {
-      this.#reading = null;
-      waiting.resolve(bytes);
+    const reader = this.#reader;
+    if (reader !== null) {
+      this.#reader = null;
+      reader.received(bytes);
       return;
     }
-    this.#received.push(bytes);
+    (this.#received ??= []).push(bytes);
     this.#receivedBytes += bytes.length;
     if (this.#receivedBytes >= READ_AHEAD && !this.#paused) {
       this.#paused = true;
@@ -164,6 +184,7 @@ class BunChannel extends SocketChannel {
   /** Writes what the socket takes; the rest waits for the next `drain`. */
   onDrain(): void {
     const unsent = this.#unsent;
+    if (unsent === null) return this.settle();
     while (unsent.length > 0 && !this.closed) {
       const bytes = unsent[0]!;
       const taken = this.#socket.write(bytes);
@@ -175,6 +196,7 @@ class BunChannel extends SocketChannel {
       }
       unsent.shift();
     }
+    if (unsent.length === 0) this.#unsent = null;
     this.settle();
   }
 
@@ -253,7 +275,7 @@ async function connect(options: t.ConnectTransportOptions) {
   opening.catch(ready.reject);
   try {
     const socket = await ready.promise;
-    return (socket.data ??= new BunChannel(socket)).transport;
+    return socket.data ??= new BunChannel(socket);
   } catch (error) {
     opening.then((socket) => socket.end()).catch(() => {});
     throw error;
@@ -280,7 +302,7 @@ async function listen(
       // that stalls mid-handshake; one that fails it is closed by Bun.
       handshake: () => {},
       open: (socket) => {
-        const { transport } = socket.data ??= new BunChannel(socket);
+        const transport = socket.data ??= new BunChannel(socket);
         try {
           onTransport(transport);
         } catch (error) {

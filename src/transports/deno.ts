@@ -59,7 +59,7 @@ class DenoChannel extends SocketChannel {
 
   // Not an async function: an idle connection waits here, and a suspended
   // async frame would hold more than this one closure.
-  read(): Promise<Uint8Array | null> {
+  override read(): Promise<Uint8Array | null> {
     if (this.closed) {
       return this.failure !== null
         ? Promise.reject(this.failure.error)
