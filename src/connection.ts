@@ -26,6 +26,7 @@ import {
   type ProtocolHandler,
   type Role,
 } from "./protocol.ts";
+import { type ChannelReader, SocketChannel } from "./_socket_channel.ts";
 import type { Address } from "./transport.ts";
 import { Utf8Decoder } from "./utf8.ts";
 
@@ -158,6 +159,11 @@ export interface TakeoverOptions extends ConnectionOptions {
   extensions?: ExtensionOffer[] | undefined;
   /** The request path (and query) of the handshake. */
   path?: string | undefined;
+  /**
+   * A set of open connections to keep this one in: it is added now and
+   * deleted once closed (how a server keeps its `connections`).
+   */
+  openIn?: Set<WebSocketConnection> | undefined;
 }
 
 /**
@@ -259,10 +265,9 @@ interface PendingPing {
  * ```
  */
 export class WebSocketConnection {
-  /** Resolves (never rejects) with how the connection ended. */
-  readonly closed: Promise<CloseInfo>;
-
   readonly #protocol: Protocol;
+  /** The protocol's handler, and the reader of the channel's bytes. */
+  readonly #events: ProtocolHandler & ChannelReader;
   /** The transport's bytes: read one chunk at a time, written in batches. */
   readonly #channel: ByteChannel;
   // What is kept of the options (not the object: a server's carries all of
@@ -288,7 +293,11 @@ export class WebSocketConnection {
   #inboxEnd: { error: unknown } | null = null;
   #readable: ReadableStream<Message> | null = null;
   #writable: WritableStream<Sendable> | null = null;
-  #resolveClosed!: (info: CloseInfo) => void;
+  /** `closed`, made when first asked for. */
+  #closed: PromiseWithResolvers<CloseInfo> | null = null;
+  /** Whether the connection is over and its socket closed. */
+  #dropped = false;
+  #openIn: Set<WebSocketConnection> | undefined;
   #state: ConnectionState = "open";
   #closeInfo: CloseInfo | null = null;
   #head: Uint8Array | null;
@@ -301,7 +310,7 @@ export class WebSocketConnection {
   /** Sends waiting in `#sendTail`; with none, a send may go out at once. */
   #sendsQueued = 0;
   /** Corked frames, not yet handed to the transport (see CORK_LIMIT). */
-  #corked: Uint8Array[] = [];
+  #corked: Uint8Array[] | null = null;
   #corkedBytes = 0;
   #flushScheduled = false;
   /** Pings awaiting their pong (made by the first ping). */
@@ -318,10 +327,10 @@ export class WebSocketConnection {
   #messagesSent = 0;
 
   /**
-   * The protocol's handler: one small object per connection, its methods on
-   * the prototype, instead of a closure per event.
+   * The protocol's handler and the channel's reader: one small object per
+   * connection, its methods on the prototype, instead of a closure per event.
    */
-  static #Events = class implements ProtocolHandler {
+  static #Events = class implements ProtocolHandler, ChannelReader {
     constructor(readonly connection: WebSocketConnection) {}
     message(data: Message): void {
       this.connection.#onMessage(data);
@@ -337,6 +346,13 @@ export class WebSocketConnection {
     }
     send(bytes: Uint8Array): void {
       this.connection.#write(bytes);
+    }
+    received(bytes: Uint8Array | null): void {
+      this.connection.#onRead(bytes);
+    }
+    failed(): void {
+      this.connection.#reading = false;
+      this.connection.#onTransportError();
     }
   };
 
@@ -389,20 +405,32 @@ export class WebSocketConnection {
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.#channel = channelOf(stream);
     this.#channel.onWriteError(() => this.#onTransportError());
-    this.closed = new Promise((resolve) => (this.#resolveClosed = resolve));
+    this.#openIn = options.openIn;
+    this.#openIn?.add(this);
 
+    this.#events = new WebSocketConnection.#Events(this);
     this.#protocol = new Protocol({
       role: options.role,
       maxMessageSize: options.maxMessageSize,
       maxFragments: options.maxFragments,
       maskSource: options.maskSource,
-    }, new WebSocketConnection.#Events(this));
+    }, this.#events);
 
     this.#readMore();
 
     const keepalive = options.keepalive ??
       (options.role === "server" ? SERVER_KEEPALIVE : false);
     if (keepalive) this.#startKeepalive(keepalive);
+  }
+
+  /** Resolves (never rejects) with how the connection ended. */
+  get closed(): Promise<CloseInfo> {
+    if (this.#closed === null) {
+      // Made on demand: most connections are never asked.
+      this.#closed = Promise.withResolvers();
+      if (this.#dropped) this.#closed.resolve(this.#closeInfo!);
+    }
+    return this.#closed.promise;
   }
 
   /**
@@ -822,38 +850,46 @@ export class WebSocketConnection {
   /** Corks a frame from the protocol; see CORK_LIMIT. */
   #write(bytes: Uint8Array): void {
     this.#bytesSent += bytes.length;
-    this.#corked.push(bytes);
+    (this.#corked ??= []).push(bytes);
     this.#corkedBytes += bytes.length;
     if (this.#corkedBytes >= CORK_LIMIT) this.#uncork();
     else if (!this.#flushScheduled) {
       this.#flushScheduled = true;
-      nextMacrotask(this.#onFlushTime);
+      const due = WebSocketConnection.#flushDue;
+      if (due.push(this) === 1) nextMacrotask(WebSocketConnection.#flushAll);
     }
   }
 
-  readonly #onFlushTime = (): void => {
+  /**
+   * Connections with frames corked, flushed together in the next macrotask:
+   * one task for all of them, and no closure per connection.
+   */
+  static #flushDue: WebSocketConnection[] = [];
+  static #flushAll = (): void => {
+    const due = WebSocketConnection.#flushDue;
+    WebSocketConnection.#flushDue = [];
+    for (const connection of due) connection.#onFlushTime();
+  };
+
+  #onFlushTime(): void {
     this.#flushScheduled = false;
     // While the transport is still busy with the last batch, let the next
     // grow (up to CORK_LIMIT): it goes out when the transport has room.
     if (this.#corkedBytes === 0) return;
     if (this.#channel.bufferedAmount === 0) return this.#uncork();
     this.#flushScheduled = true;
-    this.#channel.drained().then(this.#onFlushTime, () => this.#uncork());
-  };
+    this.#channel.drained().then(
+      () => this.#onFlushTime(),
+      () => this.#uncork(),
+    );
+  }
 
   /** Hands the corked frames to the transport: small ones as one write. */
   #uncork(): void {
     const frames = this.#corked;
-    if (frames.length === 0) return;
-    this.#corked = [];
+    if (frames === null) return;
+    this.#corked = null;
     this.#corkedBytes = 0;
-    const write = (bytes: Uint8Array) => {
-      try {
-        this.#channel.write(bytes);
-      } catch {
-        this.#onTransportError();
-      }
-    };
     let run = 0; // bytes in the run of small frames before frames[i]
     let start = 0;
     for (let i = 0; i <= frames.length; i++) {
@@ -862,18 +898,26 @@ export class WebSocketConnection {
         run += frame.length;
         continue;
       }
-      if (i - start === 1) write(frames[start]!);
+      if (i - start === 1) this.#writeOut(frames[start]!);
       else if (i - start > 1) {
         const joined = new Uint8Array(run);
         for (let at = 0, j = start; j < i; j++) {
           joined.set(frames[j]!, at);
           at += frames[j]!.length;
         }
-        write(joined);
+        this.#writeOut(joined);
       }
-      if (frame !== undefined) write(frame);
+      if (frame !== undefined) this.#writeOut(frame);
       run = 0;
       start = i + 1;
+    }
+  }
+
+  #writeOut(bytes: Uint8Array): void {
+    try {
+      this.#channel.write(bytes);
+    } catch {
+      this.#onTransportError();
     }
   }
 
@@ -949,7 +993,14 @@ export class WebSocketConnection {
       const head = this.#head;
       if (head === null) {
         this.#reading = true;
-        this.#channel.read().then(this.#onRead, this.#onReadError);
+        const channel = this.#channel, events = this.#events;
+        if (channel instanceof SocketChannel) channel.readTo(events);
+        else {
+          channel.read().then(
+            (bytes) => events.received(bytes),
+            (error) => events.failed(error),
+          );
+        }
         return;
       }
       this.#head = null; // the bytes read past the handshake come first
@@ -957,18 +1008,13 @@ export class WebSocketConnection {
     }
   }
 
-  readonly #onRead = (bytes: Uint8Array | null): void => {
+  #onRead(bytes: Uint8Array | null): void {
     this.#reading = false;
     if (this.#closeInfo !== null || this.#failing !== null) return;
     if (bytes === null) return this.#onEof();
     this.#receive(bytes);
     this.#readMore();
-  };
-
-  readonly #onReadError = (): void => {
-    this.#reading = false;
-    this.#onTransportError();
-  };
+  }
 
   #receive(chunk: Uint8Array): void {
     this.#bytesReceived += chunk.length;
@@ -1207,7 +1253,9 @@ export class WebSocketConnection {
     const drop = () => {
       clearTimeout(flushTimer);
       this.#channel.close();
-      this.#resolveClosed(info);
+      this.#dropped = true;
+      this.#openIn?.delete(this);
+      this.#closed?.resolve(info);
     };
     // A graceful end flushes what was written (the close frame), but a peer
     // that never reads must not hold the socket open past the deadline.
@@ -1217,7 +1265,7 @@ export class WebSocketConnection {
       flushTimer = setTimeout(drop, this.#closeTimeout);
       this.#channel.closeWrite().catch(() => {}).finally(drop);
     } else {
-      this.#corked = [];
+      this.#corked = null;
       this.#corkedBytes = 0;
       drop();
     }
