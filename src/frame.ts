@@ -187,13 +187,8 @@ export class FrameDecoder {
    */
   #maskBytes: Uint8Array | null = null;
   #maskOffset = 0;
-  readonly #header: FrameHeader = {
-    fin: false,
-    rsv: 0,
-    opcode: 0,
-    masked: false,
-    length: 0,
-  };
+  /** The current frame's header, reused from frame to frame (made by the first). */
+  #header: FrameHeader | null = null;
 
   /**
    * Makes a decoder.
@@ -341,7 +336,13 @@ export class FrameDecoder {
     } else {
       this.#maskKey = null;
     }
-    const header = this.#header;
+    const header = this.#header ??= {
+      fin,
+      rsv,
+      opcode,
+      masked,
+      length,
+    };
     header.fin = fin;
     header.rsv = rsv;
     header.opcode = opcode;

@@ -179,14 +179,16 @@ export class Protocol {
   #messageOpcode = 0; // 0: none in progress
   #messageSize = 0;
   #fragments = 0;
-  #parts: Uint8Array[] = [];
+  // Its payload: most messages come in one part, kept without an array.
+  #part: Uint8Array | null = null;
+  #parts: Uint8Array[] | null = null; // once there are two or more
   #text: Utf8Decoder | null = null;
   // The frame being received.
   #frameOpcode = 0;
   #frameFin = false;
   #frameLength = 0;
   #frameParts = 0;
-  #control: Uint8Array[] = [];
+  #control: Uint8Array[] | null = null;
 
   // The outgoing fragmented message, if one is being sent.
   #sendingOpcode = 0;
@@ -492,7 +494,8 @@ export class Protocol {
     this.#messageOpcode = 0;
     this.#messageSize = 0;
     this.#fragments = 0;
-    this.#parts = [];
+    this.#part = null;
+    this.#parts = null;
     this.#text?.reset();
   }
 
@@ -503,7 +506,7 @@ export class Protocol {
     this.#frameLength = header.length;
     this.#frameParts = 0;
     if (opcode >= 8) {
-      this.#control = [];
+      this.#control = null;
       return;
     }
     if (opcode === Opcode.Continuation) {
@@ -543,7 +546,7 @@ export class Protocol {
     if (this.#closeReceived) return;
     this.#frameParts++;
     if (this.#frameOpcode >= 8) {
-      this.#control.push(chunk);
+      (this.#control ??= []).push(chunk);
       return;
     }
     if (this.#messageOpcode === Opcode.Text) {
@@ -553,44 +556,51 @@ export class Protocol {
         this.#fragments === 1 && this.#frameFin &&
         chunk.length === this.#frameLength
       ) {
-        this.#parts.push(chunk);
+        this.#part = chunk;
         return;
       }
       this.#text ??= new Utf8Decoder();
       this.#text.push(chunk);
       return;
     }
-    this.#parts.push(chunk);
+    if (this.#parts !== null) this.#parts.push(chunk);
+    else if (this.#part === null) this.#part = chunk;
+    else this.#parts = [this.#part, chunk];
   }
 
   #frameEnd(): void {
     if (this.#closeReceived) return;
     const opcode = this.#frameOpcode;
     if (opcode >= 8) {
-      this.#controlFrame(opcode, concat(this.#control, this.#frameLength));
-      this.#control = [];
+      const parts = this.#control ?? [];
+      this.#control = null;
+      this.#controlFrame(opcode, concat(parts, this.#frameLength));
       return;
     }
     if (!this.#frameFin) return;
     let message: Message;
+    const part = this.#part, parts = this.#parts;
     if (this.#messageOpcode === Opcode.Text) {
-      if (this.#parts.length === 1) {
-        message = decodeUtf8(this.#parts[0]!);
+      if (part !== null) {
+        message = decodeUtf8(part);
       } else {
         // Every other text message went through the incremental decoder (or
         // had no payload at all, which `end()` on a fresh decoder gives as "").
         this.#text ??= new Utf8Decoder();
         message = this.#text.end();
       }
-    } else if (this.#parts.length === 1) {
-      message = ownedView(this.#parts[0]!);
+    } else if (parts !== null) {
+      message = concat(parts, this.#messageSize);
+    } else if (part !== null) {
+      message = ownedView(part);
     } else {
-      message = concat(this.#parts, this.#messageSize);
+      message = new Uint8Array(0);
     }
     this.#messageOpcode = 0;
     this.#messageSize = 0;
     this.#fragments = 0;
-    this.#parts = [];
+    this.#part = null;
+    this.#parts = null;
     this.#handler.message(message);
   }
 
