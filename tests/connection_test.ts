@@ -994,6 +994,26 @@ describe("WebSocketConnection.close", () => {
     );
 
     test(
+      `${role} openIn holds the connection while it is open; closed, first asked for after the end, still tells how it ended`,
+      bounded(async () => {
+        const open = new Set<WebSocketConnection>();
+        const { me, other } = connected(role, { openIn: open });
+        assert.deepEqual([...open], [me]);
+        await within(1_000, other.close({ code: 3002, reason: "later" }));
+        for (let i = 0; i < 100 && open.size > 0; i++) await sleep(10);
+        assert.equal(open.size, 0);
+        assert.equal(me.info.state, "closed");
+        const closed = me.closed; // made now, after the end
+        assert.equal(me.closed, closed);
+        assert.deepEqual(await within(1_000, closed), {
+          code: 3002,
+          reason: "later",
+          wasClean: true,
+        });
+      }),
+    );
+
+    test(
       `${role} a peer close frame without a code is reported as 1005`,
       bounded(async () => {
         const { conn, peer } = withRawPeer(role);
