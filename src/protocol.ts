@@ -12,6 +12,7 @@
  * @module
  */
 
+import { bufferFor, copyInto } from "./_copy.ts";
 import {
   decodeClosePayload,
   DEFAULT_CLOSE_REASONS,
@@ -439,7 +440,7 @@ export class Protocol {
       this.#handler.send(payload);
       return;
     }
-    const out = new Uint8Array(headerSize + length);
+    const out = bufferFor(headerSize + length, headerSize, payload);
     writeFrameHeader(out, 0, fin, 0, opcode, length, key);
     if (key === null) out.set(payload, headerSize);
     else if (length < SMALL_PAYLOAD) {
@@ -653,7 +654,7 @@ function concat(parts: Uint8Array[], size: number): Uint8Array {
   const out = new Uint8Array(size);
   let at = 0;
   for (const part of parts) {
-    out.set(part, at);
+    copyInto(out, at, part);
     at += part.length;
   }
   return out;

@@ -1,0 +1,63 @@
+/**
+ * Copying payloads without the slow path of Bun's memmove.
+ *
+ * Bun's `Uint8Array.prototype.set` copies with glibc's `memmove`,
+ * which from about 2 KiB up uses `rep movsb`. On AMD Zen CPUs that runs 10 to
+ * 15 times slower (about 1.5 GB/s instead of 20 to 40) when the target lies
+ * 1 to 15 bytes past the source, modulo the 16 that both buffers are aligned
+ * to: exactly what framing does, copying a payload that starts a buffer to
+ * just past a frame header. (Measured on an AMD EPYC with glibc 2.36; with
+ * `GLIBC_TUNABLES=glibc.cpu.x86_rep_movsb_threshold=1000000000` the slow
+ * cases go away, which names the cause.) Deno's V8 copies at full speed
+ * either way, and `slice()` (whose target lies before its source) is fast on
+ * both.
+ *
+ * So, on Bun: a buffer made to receive a copy is offset so that the copy is
+ * aligned alike ({@link bufferFor}, {@link copyOf}); a large copy that cannot
+ * be ({@link copyInto}, assembling a message from its parts) goes in 2 KiB
+ * steps, under the threshold, at about 10 GB/s whatever the alignment.
+ *
+ * @module
+ */
+
+/** Whether copies need the care above: on JavaScriptCore (Bun). */
+const CAREFUL = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+/** Copies from this size up may take memmove's `rep movsb` path. */
+const LARGE = 4096;
+/** A copy in steps of this size stays under it. */
+const STEP = 2048;
+
+/**
+ * A new buffer of `size` bytes, into which `source` will be copied at `at`:
+ * on Bun, a view into a buffer up to 15 bytes larger, placed so that the copy
+ * is aligned alike.
+ */
+export function bufferFor(
+  size: number,
+  at: number,
+  source: Uint8Array,
+): Uint8Array {
+  if (!CAREFUL || source.length < LARGE) return new Uint8Array(size);
+  const pad = (source.byteOffset - at) & 15;
+  return new Uint8Array(pad + size).subarray(pad);
+}
+
+/** Copies `source` into `target` at `at` (like `target.set(source, at)`). */
+export function copyInto(
+  target: Uint8Array,
+  at: number,
+  source: Uint8Array,
+): void {
+  const length = source.length;
+  if (
+    !CAREFUL || length < LARGE ||
+    ((target.byteOffset + at - source.byteOffset) & 15) === 0
+  ) {
+    target.set(source, at);
+    return;
+  }
+  for (let from = 0; from < length; from += STEP) {
+    const to = Math.min(length, from + STEP);
+    target.set(source.subarray(from, to), at + from);
+  }
+}

@@ -1,0 +1,67 @@
+/**
+ * The payload copies of `src/_copy.ts`: the same bytes as `set()` for every
+ * alignment and size around the thresholds, and buffers from `bufferFor`
+ * placed so the copy is aligned alike (on Bun, where that matters).
+ */
+import { describe, test } from "node:test";
+import assert from "node:assert/strict";
+import { bufferFor, copyInto } from "../src/_copy.ts";
+
+const onBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+const SIZES = [0, 1, 15, 2047, 2048, 2049, 4095, 4096, 4097, 6150, 65536];
+
+/** `length` bytes from a buffer with `offset` bytes before them. */
+function source(length: number, offset: number): Uint8Array {
+  const buffer = new Uint8Array(offset + length);
+  for (let i = 0; i < buffer.length; i++) buffer[i] = (i * 131 + 7) & 0xff;
+  return buffer.subarray(offset);
+}
+
+describe("copyInto", () => {
+  test("copies what set() copies, for every source and target offset mod 16 and sizes around 2 and 4 KiB", () => {
+    for (const length of SIZES) {
+      for (let from = 0; from < 16; from++) {
+        const bytes = source(length, from);
+        for (let at = 0; at < 16; at++) {
+          const expected = new Uint8Array(length + 32).fill(0xee);
+          expected.set(bytes, at);
+          const actual = new Uint8Array(length + 32).fill(0xee);
+          copyInto(actual, at, bytes);
+          assert.deepEqual(actual, expected, `${length} bytes ${from} → ${at}`);
+        }
+      }
+    }
+  });
+
+  test("into a view: the target's own offset counts", () => {
+    const bytes = source(10_000, 3);
+    const backing = new Uint8Array(10_100);
+    const view = backing.subarray(7);
+    copyInto(view, 5, bytes);
+    assert.deepEqual(backing.subarray(12, 10_012), bytes);
+    assert.equal(backing[11], 0);
+    assert.equal(backing[10_012], 0);
+  });
+});
+
+describe("bufferFor", () => {
+  test("is zeroed and of the size asked for; on Bun a copy into it is aligned alike", () => {
+    for (const length of SIZES) {
+      for (let from = 0; from < 16; from++) {
+        const bytes = source(length, from);
+        for (const at of [2, 4, 6, 8, 10, 14]) {
+          const buffer = bufferFor(at + length, at, bytes);
+          assert.equal(buffer.length, at + length);
+          assert.ok(buffer.every((byte) => byte === 0));
+          const aligned = (buffer.byteOffset + at - bytes.byteOffset) % 16;
+          if (onBun && length >= 4096) {
+            assert.equal((aligned + 16) % 16, 0, `${from} → ${at}`);
+            assert.ok(buffer.buffer.byteLength - buffer.length < 16);
+          } else {
+            assert.equal(buffer.byteOffset, 0);
+          }
+        }
+      }
+    }
+  });
+});
