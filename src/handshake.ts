@@ -20,6 +20,7 @@ import {
   writeResponse,
   writeResponseHead,
 } from "./http1.ts";
+import { fieldsOf, lazyFieldsOf, withLazyHeaders } from "./_header_fields.ts";
 import { trimOWS } from "./_trim_ows.ts";
 import { sha1 } from "./sha1.ts";
 
@@ -630,7 +631,8 @@ export async function validateServerResponse(
       }`,
     );
   }
-  const headers = head.headers;
+  // Looked up without making head.headers, which the caller may never read.
+  const headers = fieldsOf(head);
   // §4.1: "If the response lacks an |Upgrade| header field or the |Upgrade|
   // header field contains a value that is not an ASCII case-insensitive
   // match for the value "websocket", the client MUST _Fail the WebSocket
@@ -818,7 +820,10 @@ export interface UpgradeRequest {
  * ```
  */
 export function validateClientRequest(head: RequestHead): UpgradeRequest {
-  const { method, target, version, headers } = head;
+  const { method, target, version } = head;
+  // Looked up without making head.headers: a server's hooks may never read
+  // it (see _header_fields.ts).
+  const headers = fieldsOf(head);
   // §4.1: "The method of the request MUST be GET". RFC 9110 §15.5.6: "The
   // origin server MUST generate an Allow header field in a 405 response".
   if (method !== "GET") {
@@ -943,16 +948,21 @@ export function validateClientRequest(head: RequestHead): UpgradeRequest {
     path = url.pathname;
     query = url.search.slice(1);
   }
-  return {
+  const request = {
     method,
     target,
     path,
     query,
-    headers,
     key,
     protocols: parseProtocols(headers.get("sec-websocket-protocol")),
     extensions: parseExtensions(headers.get("sec-websocket-extensions")),
   };
+  // The head's own Headers when it has one, else one made when first read
+  // (the same object head.headers then gives).
+  const fields = lazyFieldsOf(head);
+  return fields === undefined
+    ? { ...request, headers: head.headers }
+    : withLazyHeaders(request, fields);
 }
 
 /**
@@ -978,7 +988,7 @@ export function validateClientRequest(head: RequestHead): UpgradeRequest {
  * ```
  */
 export function isWebSocketRequest(head: RequestHead): boolean {
-  return hasToken(head.headers.get("upgrade"), "websocket");
+  return hasToken(fieldsOf(head).get("upgrade"), "websocket");
 }
 
 /**
@@ -1015,6 +1025,8 @@ export function isWebSocketRequest(head: RequestHead): boolean {
  * assert.ok(text.includes("Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n"));
  * ```
  */
+// Async to keep its signature (the accept key was once awaited).
+// deno-lint-ignore require-await
 export async function buildServerResponse(
   request: UpgradeRequest,
   options: {
@@ -1043,11 +1055,26 @@ export async function buildServerResponse(
       );
     }
   }
+  const accept = computeAcceptSync(request.key);
+  // Every accepted connection comes here, mostly with no extra fields: the
+  // bytes are then written directly, the same as the general path below
+  // writes them (fields sorted by name), without a Headers object, whose
+  // checks and sorting cost more than the rest of the response.
+  if (
+    extensions.length === 0 && _noFields(options.headers) &&
+    (protocol === "" || TOKEN.test(protocol))
+  ) {
+    return _ascii(
+      `HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n${
+        protocol === "" ? "" : `Sec-WebSocket-Protocol: ${protocol}\r\n`
+      }Upgrade: websocket\r\n\r\n`,
+    );
+  }
   const headers = new Headers(options.headers);
   _refuseOwned(headers, "server");
   headers.set("upgrade", "websocket");
   headers.set("connection", "Upgrade");
-  headers.set("sec-websocket-accept", await computeAccept(request.key));
+  headers.set("sec-websocket-accept", accept);
   if (protocol !== "") headers.set("sec-websocket-protocol", protocol);
   if (extensions.length > 0) {
     headers.set("sec-websocket-extensions", formatExtensions(extensions));
@@ -1201,6 +1228,25 @@ function _parseUrl(text: string): URL | null {
   } catch {
     return null;
   }
+}
+
+/**
+ * Whether a `HeadersInit` is plainly empty: absent, `[]` or `{}`. Anything
+ * else (a `Headers`, another iterable, a record with keys) is not looked
+ * into here.
+ */
+function _noFields(init: HeadersInit | undefined): boolean {
+  if (init === undefined) return true;
+  if (Array.isArray(init)) return init.length === 0;
+  return Object.getPrototypeOf(init) === Object.prototype &&
+    Reflect.ownKeys(init).length === 0;
+}
+
+/** The bytes of a string known to be ASCII. */
+function _ascii(text: string): Uint8Array {
+  const bytes = new Uint8Array(text.length);
+  for (let i = 0; i < text.length; i++) bytes[i] = text.charCodeAt(i);
+  return bytes;
 }
 
 function _base64(bytes: Uint8Array): string {

@@ -1217,3 +1217,87 @@ describe("garbage", () => {
     assert.ok(parsed > 100);
   });
 });
+
+describe("handshake over parsed heads", () => {
+  const REQUEST = "GET /chat?room=1 HTTP/1.1\r\nHost: example.com\r\n" +
+    "Upgrade: websocket\r\nConnection: Upgrade\r\n" +
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\n" +
+    "Sec-WebSocket-Version: 13\r\nSec-WebSocket-Protocol: chat.v2\r\n" +
+    "Sec-WebSocket-Protocol: chat.v1\r\nX-User: ann\r\n\r\n";
+  const parse = () => parseRequestHead(new TextEncoder().encode(REQUEST));
+
+  test("validateClientRequest's headers are the head's, read before or after", () => {
+    const first = parse();
+    const request = validateClientRequest(first);
+    // Repeated fields are joined, as a Headers joins them.
+    assert.deepEqual(request.protocols, ["chat.v2", "chat.v1"]);
+    assert.equal(request.headers.get("x-user"), "ann");
+    assert.equal(request.headers, first.headers);
+    const second = parse();
+    const headers = second.headers;
+    assert.equal(validateClientRequest(second).headers, headers);
+    assert.equal({ ...request }.headers.get("host"), "example.com");
+  });
+
+  test("validateClientRequest and isWebSocketRequest see headers assigned or changed after parsing", () => {
+    const replaced = parse();
+    replaced.headers = new Headers(replaced.headers);
+    replaced.headers.set("sec-websocket-version", "8");
+    assert.throws(
+      () => validateClientRequest(replaced),
+      (error) => error instanceof HandshakeError && error.status === 426,
+    );
+    const changed = parse();
+    changed.headers.delete("upgrade");
+    assert.equal(isWebSocketRequest(changed), false);
+    assert.equal(isWebSocketRequest(parse()), true);
+  });
+
+  test("buildServerResponse writes the same bytes without extra fields as with an empty Headers", async () => {
+    const request = validateClientRequest(parse());
+    for (const protocol of [undefined, "chat.v1"]) {
+      const general = await buildServerResponse(request, {
+        ...(protocol === undefined ? {} : { protocol }),
+        headers: new Headers(),
+      });
+      for (const headers of [undefined, {}, []]) {
+        const direct = await buildServerResponse(request, {
+          ...(protocol === undefined ? {} : { protocol }),
+          ...(headers === undefined ? {} : { headers }),
+        });
+        assert.equal(
+          decoder.decode(direct),
+          decoder.decode(general),
+          `protocol ${protocol}, headers ${JSON.stringify(headers)}`,
+        );
+      }
+    }
+    const text = decoder.decode(
+      await buildServerResponse(request, { protocol: "chat.v1" }),
+    );
+    assert.equal(
+      text,
+      "HTTP/1.1 101 Switching Protocols\r\nConnection: Upgrade\r\n" +
+        "Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" +
+        "Sec-WebSocket-Protocol: chat.v1\r\nUpgrade: websocket\r\n\r\n",
+    );
+  });
+
+  test("buildServerResponse still refuses a subprotocol that could inject a line, without extra fields", async () => {
+    const request = {
+      ...validateClientRequest(parse()),
+      protocols: ["x\r\nX-Evil: 1"],
+    };
+    await assert.rejects(
+      buildServerResponse(request, { protocol: "x\r\nX-Evil: 1" }),
+      TypeError,
+    );
+    // Extra fields from a Map (an iterable, not a record) are kept.
+    const text = decoder.decode(
+      await buildServerResponse(validateClientRequest(parse()), {
+        headers: new Map([["x-room", "lobby"]]) as unknown as HeadersInit,
+      }),
+    );
+    assert.ok(text.includes("X-Room: lobby\r\n"), text);
+  });
+});

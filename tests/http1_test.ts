@@ -1142,3 +1142,70 @@ describe("garbage", () => {
     }
   });
 });
+
+describe("parsed heads' headers", () => {
+  const HEAD = "GET /chat HTTP/1.1\r\nHost: example.com\r\nX-Tag: a\r\n" +
+    "Upgrade: websocket\r\nx-tag: b\r\nSet-Cookie: s=1\r\nSet-Cookie: t=2\r\n\r\n";
+
+  test("parseRequestHead's headers hold every field, as a Headers built from the lines would", () => {
+    const head = parseRequestHead(encoder.encode(HEAD));
+    const expected = new Headers([
+      ["Host", "example.com"],
+      ["X-Tag", "a"],
+      ["Upgrade", "websocket"],
+      ["x-tag", "b"],
+      ["Set-Cookie", "s=1"],
+      ["Set-Cookie", "t=2"],
+    ]);
+    assert.ok(head.headers instanceof Headers);
+    assert.deepEqual([...head.headers], [...expected]);
+    assert.equal(head.headers.get("X-TAG"), "a, b");
+    assert.deepEqual(head.headers.getSetCookie(), ["s=1", "t=2"]);
+    assert.equal(head.headers, head.headers, "made once");
+  });
+
+  test("parseRequestHead's headers is an ordinary property: spread, assigned, listed", () => {
+    const head = parseRequestHead(encoder.encode(HEAD));
+    assert.deepEqual(Object.keys(head), [
+      "method",
+      "target",
+      "version",
+      "headers",
+    ]);
+    const copy = { ...head };
+    assert.equal(copy.headers.get("host"), "example.com");
+    assert.equal(copy.headers, head.headers);
+    const other = parseRequestHead(encoder.encode(HEAD));
+    const replacement = new Headers({ host: "other.example" });
+    other.headers = replacement;
+    assert.equal(other.headers, replacement);
+    const changed = parseRequestHead(encoder.encode(HEAD));
+    changed.headers.set("host", "changed.example");
+    assert.equal(changed.headers.get("host"), "changed.example");
+  });
+
+  test("parseResponseHead's headers hold every field, made when read", () => {
+    const head = parseResponseHead(
+      encoder.encode(
+        "HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nX-A: 1\r\nx-a: 2\r\n\r\n",
+      ),
+    );
+    assert.equal(head.status, 101);
+    assert.equal(head.headers.get("upgrade"), "websocket");
+    assert.equal(head.headers.get("x-a"), "1, 2");
+    assert.deepEqual({ ...head }.headers, head.headers);
+  });
+
+  test("HeadParser returns an empty rest when nothing follows the head, and a copy otherwise", () => {
+    const chunk = encoder.encode("GET / HTTP/1.1\r\nHost: a\r\n\r\n");
+    const alone = new HeadParser().push(chunk);
+    assert.ok(alone);
+    assert.equal(alone.rest.length, 0);
+    const withFrame = concat(chunk, new Uint8Array([0x81, 0x00]));
+    const result = new HeadParser().push(withFrame);
+    assert.ok(result);
+    assert.deepEqual(result.rest, new Uint8Array([0x81, 0x00]));
+    withFrame[withFrame.length - 1] = 0xff;
+    assert.deepEqual(result.rest, new Uint8Array([0x81, 0x00]), "a copy");
+  });
+});
