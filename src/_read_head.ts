@@ -15,7 +15,9 @@ import { type HeadLimits, HeadParser } from "./http1.ts";
  *
  * @param channel Where the bytes come from.
  * @param limits Head size limits (refused with 431).
- * @param signal Stops the wait (handshake timeout, caller's abort).
+ * @param signal Stops the wait (handshake timeout, caller's abort). Without
+ * one, the wait ends only when the channel does (the server keeps its
+ * deadlines itself, and closes the channel when one passes).
  * @returns The head and the bytes after it.
  * @throws {HandshakeError} 400 when the stream ends first; the parser's
  * errors; the signal's reason when aborted.
@@ -23,9 +25,15 @@ import { type HeadLimits, HeadParser } from "./http1.ts";
 export async function readHead(
   channel: ByteChannel,
   limits: Partial<HeadLimits> | undefined,
-  signal: AbortSignal,
+  signal?: AbortSignal,
 ): Promise<{ head: Uint8Array; rest: Uint8Array }> {
   const parser = new HeadParser(limits);
+  if (signal === undefined) {
+    while (true) {
+      const result = parser.push(headBytes(await channel.read()));
+      if (result !== null) return result;
+    }
+  }
   signal.throwIfAborted();
   let onAbort = () => {};
   const aborted = new Promise<never>((_, reject) => {
@@ -36,16 +44,21 @@ export async function readHead(
   try {
     while (true) {
       const bytes = await Promise.race([channel.read(), aborted]);
-      if (bytes === null) {
-        throw new HandshakeError(
-          "Connection closed before the HTTP head was complete",
-          400,
-        );
-      }
-      const result = parser.push(bytes);
+      const result = parser.push(headBytes(bytes));
       if (result !== null) return result;
     }
   } finally {
     signal.removeEventListener("abort", onAbort);
   }
+}
+
+/** The bytes read, or the refusal of a stream that ended inside the head. */
+function headBytes(bytes: Uint8Array | null): Uint8Array {
+  if (bytes === null) {
+    throw new HandshakeError(
+      "Connection closed before the HTTP head was complete",
+      400,
+    );
+  }
+  return bytes;
 }

@@ -4,6 +4,7 @@
  * @module
  */
 
+import { DeadlineQueue } from "./_deadline_queue.ts";
 import { readHead } from "./_read_head.ts";
 import { channelOf } from "./byte_channel.ts";
 import {
@@ -12,7 +13,7 @@ import {
   takeover,
   type WebSocketConnection,
 } from "./connection.ts";
-import { HandshakeError, TimeoutError } from "./errors.ts";
+import { HandshakeError } from "./errors.ts";
 import {
   buildServerResponse,
   type ExtensionOffer,
@@ -238,8 +239,6 @@ export async function serve(
   // headers) for as long as the handler runs, whether the handler keeps it
   // or not.
   const run = (connection: WebSocketConnection, request: ServerRequest) => {
-    connections.add(connection);
-    connection.closed.then(() => connections.delete(connection));
     let running: unknown;
     try {
       running = handler(connection, request);
@@ -249,36 +248,49 @@ export async function serve(
     Promise.resolve(running).catch((error) => failed(connection, error));
   };
 
-  const accept = async (transport: Transport) => {
-    handshaking.add(transport);
-    const deadline = new AbortController();
-    const timer = setTimeout(
-      () =>
-        deadline.abort(
-          new TimeoutError(
+  // A refusal ends the connection: the response, a FIN, then the socket
+  // closed. Bounded like a connection's graceful end: a client that does not
+  // read, or a TLS client that never finished its handshake (nothing can be
+  // written to it), must not hold the socket open. Never rejects.
+  const refuse = async (transport: Transport, bytes: Uint8Array) => {
+    const channel = channelOf(transport);
+    const sent = (async () => {
+      channel.write(bytes);
+      await channel.closeWrite();
+    })();
+    sent.catch(() => {}); // The client is gone; nothing to tell it.
+    let timer: ReturnType<typeof setTimeout> | undefined;
+    await Promise.race([
+      sent,
+      new Promise((resolve) => (timer = setTimeout(resolve, refusalTimeout))),
+    ]).catch(() => {});
+    clearTimeout(timer);
+    transport.close();
+  };
+
+  // Every handshake gets handshakeTimeout to send its head; one timer keeps
+  // all these deadlines. Whoever takes a transport's deadline out of the
+  // queue ends its handshake: accept() once the head is read (or failed),
+  // or the expiry, which answers 408. The read accept() still waits on then
+  // ends when the refusal closes the socket.
+  const deadlines = new DeadlineQueue<Transport>(
+    handshakeTimeout,
+    (transport) =>
+      refuse(
+        transport,
+        refusalResponse(
+          new HandshakeError(
             `Opening handshake timed out after ${handshakeTimeout} ms`,
+            408,
           ),
         ),
-      handshakeTimeout,
-    );
+      ),
+  );
+
+  const accept = async (transport: Transport) => {
+    handshaking.add(transport);
+    deadlines.add(transport);
     const channel = channelOf(transport);
-    const refuse = async (bytes: Uint8Array) => {
-      // Bounded like a connection's graceful end: a client that does not
-      // read, or a TLS client that never finished its handshake (nothing can
-      // be written to it), must not hold the socket open.
-      const sent = (async () => {
-        channel.write(bytes);
-        await channel.closeWrite();
-      })();
-      sent.catch(() => {}); // The client is gone; nothing to tell it.
-      let timer: ReturnType<typeof setTimeout> | undefined;
-      await Promise.race([
-        sent,
-        new Promise((resolve) => (timer = setTimeout(resolve, refusalTimeout))),
-      ]).catch(() => {});
-      clearTimeout(timer);
-      transport.close();
-    };
     let upgraded = false;
     // Set while a hook (fallback, onUpgrade) or what it returned is being
     // run: only an error thrown then is a server bug for onError and a 500.
@@ -287,12 +299,15 @@ export async function serve(
     // doing, so the connection is just closed.
     let inHook = false;
     try {
-      const { head, rest } = await readHead(
-        channel,
-        options.headLimits,
-        deadline.signal,
-      );
-      const requestHead = parseRequestHead(head, options.headLimits);
+      let read: { head: Uint8Array; rest: Uint8Array };
+      try {
+        read = await readHead(channel, options.headLimits);
+      } catch (error) {
+        if (deadlines.delete(transport)) throw error;
+        return; // Timed out (or the server closed it): not ours to end.
+      }
+      if (!deadlines.delete(transport)) return; // Timed out meanwhile.
+      const requestHead = parseRequestHead(read.head, options.headLimits);
       if (options.fallback && !isWebSocketRequest(requestHead)) {
         const fetchRequest = toRequest(
           requestHead,
@@ -303,17 +318,18 @@ export async function serve(
         const response = await options.fallback(fetchRequest);
         const bytes = await serializeResponse(response);
         inHook = false;
-        await refuse(bytes);
+        await refuse(transport, bytes);
         return;
       }
       const upgrade = validateClientRequest(requestHead);
-      const request: ServerRequest = {
-        ...upgrade,
+      // Not a spread: that would read upgrade.headers, which is made only
+      // when a hook or the handler reads it.
+      const request: ServerRequest = Object.assign(upgrade, {
         remoteAddr: transport.remoteAddr,
-      };
+      });
       let protocol =
         selectSubprotocol(upgrade.protocols, options.protocols ?? []) ?? "";
-      let headers: HeadersInit = {};
+      let headers: HeadersInit | undefined;
       if (options.onUpgrade) {
         inHook = true;
         const decision = await options.onUpgrade(request);
@@ -333,47 +349,43 @@ export async function serve(
       const accepted = await buildServerResponse(upgrade, {
         protocol,
         extensions,
-        headers,
+        ...(headers === undefined ? {} : { headers }),
       });
       inHook = false;
       // Queued ahead of anything the connection sends; no need to wait.
       channel.write(accepted);
-      clearTimeout(timer);
       handshaking.delete(transport);
       upgraded = true;
       const connection = takeover(transport, {
         ...options,
         role: "server",
-        head: rest,
+        head: read.rest,
         protocol,
         extensions: extensions.length > 0 ? extensions : undefined,
         path: upgrade.target,
+        openIn: connections, // kept there until closed, without a closure
       });
       // Not awaited, and no closure made here: this frame's state (the
-      // deadline, the parsed head) is let go now, not kept with the
-      // connection for its whole life.
+      // parsed head) is let go now, not kept with the connection for its
+      // whole life.
       run(connection, request);
     } catch (error) {
       if (upgraded) return;
       if (error instanceof HandshakeError && error.status >= 400) {
-        await refuse(refusalResponse(error));
-      } else if (error instanceof TimeoutError) {
-        await refuse(
-          refusalResponse(new HandshakeError(error.message, 408)),
-        );
-      } else if (deadline.signal.aborted || closing || !inHook) {
+        await refuse(transport, refusalResponse(error));
+      } else if (closing || !inHook) {
         transport.close();
       } else {
         // A hook threw something that is not a refusal: a server bug.
         onError(error);
         await refuse(
+          transport,
           refusalResponse(
             new HandshakeError("Internal error during the handshake", 500),
           ),
         );
       }
     } finally {
-      clearTimeout(timer);
       handshaking.delete(transport);
     }
   };
@@ -412,6 +424,7 @@ export async function serve(
       closePromise ??= (async () => {
         closing = true;
         listener.close();
+        deadlines.clear();
         for (const transport of handshaking) transport.close();
         const code = closeOptions.code ?? 1001;
         const all: Promise<CloseInfo>[] = [];

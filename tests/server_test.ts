@@ -589,6 +589,59 @@ describe(`serve() over ${runtimeName()} sockets`, () => {
     }),
   );
 
+  test(
+    "serve times each handshake from its own start, and a head in time is not cut off",
+    bounded(async () => {
+      const { port, url } = await wsServer({ handshakeTimeout: 300 });
+      const start = performance.now();
+      const first = await rawClient(port);
+      await sleep(150);
+      const second = await rawClient(port);
+      // A third client completes its handshake while the other two wait,
+      // and keeps its connection past their deadlines.
+      const client = await open(url);
+      const ends = await Promise.all(
+        [first, second].map(async ({ reader }) => {
+          const text = await within(3_000, readAll(reader));
+          return { at: performance.now() - start, text };
+        }),
+      );
+      assert.deepEqual(ends.map(({ text }) => parseResponse(text).status), [
+        408,
+        408,
+      ]);
+      about(ends[0]!.at, 250, 1_000, "first closed");
+      assert.ok(
+        ends[1]!.at - ends[0]!.at >= 100,
+        `second closed ${ends[1]!.at - ends[0]!.at} ms after the first`,
+      );
+      await roundTrip(client, "still open");
+    }),
+  );
+
+  test(
+    "serve gives the handler and onUpgrade every request header",
+    bounded(async () => {
+      const seen: Headers[] = [];
+      const { url, port, requests } = await wsServer({
+        onUpgrade: (request) => {
+          seen.push(request.headers);
+        },
+      });
+      const client = await open(url, {
+        headers: { "X-User": "ann", "X-Tags": "a" },
+      });
+      await roundTrip(client, "headers");
+      const [request] = requests;
+      assert.ok(request?.headers instanceof Headers);
+      assert.equal(request.headers, seen[0], "the same Headers in both");
+      assert.equal(request.headers.get("x-user"), "ann");
+      assert.equal(request.headers.get("upgrade"), "websocket");
+      assert.equal(request.headers.get("host"), `${HOST}:${port}`);
+      assert.equal({ ...request }.headers.get("x-tags"), "a");
+    }),
+  );
+
   // ---- onUpgrade ----
 
   test(
