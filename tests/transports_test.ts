@@ -18,6 +18,7 @@ import type {
   Transport,
 } from "../src/transport.ts";
 import type { ByteChannel } from "../src/byte_channel.ts";
+import { SocketChannel } from "../src/_socket_channel.ts";
 import { cert, key } from "./_certs.ts";
 import { bounded, sleep, within } from "./_wait.ts";
 
@@ -518,6 +519,52 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
         assert.equal(await client.read(), null);
         assert.throws(() => client.write(new Uint8Array(1)), /closed/);
         assert.equal(await within(5_000, server.read()), null); // the FIN
+      }),
+    );
+
+    test(
+      "readTo tells a reader (never before it returns) the bytes, then the end",
+      boundedFor(async () => {
+        const { port, next } = await serve();
+        const client = (await connect(port)).channel!;
+        const server = (await next()).channel;
+        assert.ok(server instanceof SocketChannel);
+        /** One readTo, as a promise, checking it was not told synchronously. */
+        const readOnce = (channel: SocketChannel) => {
+          const told = Promise.withResolvers<Uint8Array | null>();
+          let returned = false;
+          channel.readTo({
+            received: (bytes) => {
+              assert.ok(returned, "told before readTo returned");
+              told.resolve(bytes);
+            },
+            failed: told.reject,
+          });
+          returned = true;
+          return within(5_000, told.promise);
+        };
+        client.write(encoder.encode("to a reader"));
+        let text = "";
+        while (text.length < 11) {
+          text += decoder.decode((await readOnce(server))!);
+        }
+        assert.equal(text, "to a reader");
+        client.write(encoder.encode("queued first"));
+        await sleep(50); // arrives with no read pending: told from the queue
+        assert.equal(decoder.decode((await readOnce(server))!), "queued first");
+        client.close();
+        assert.equal(await readOnce(server), null);
+        assert.equal(await readOnce(server), null); // and again, at the end
+      }),
+    );
+
+    test(
+      "a runtime transport is its own channel",
+      boundedFor(async () => {
+        const { port, next } = await serve();
+        const client = await connect(port);
+        await next();
+        assert.equal(client.channel, client);
       }),
     );
 

@@ -5,8 +5,7 @@
  *
  * @module
  */
-import { SocketChannel } from "../_socket_channel.ts";
-import { ChannelTransport } from "../byte_channel.ts";
+import { type ChannelReader, SocketChannel } from "../_socket_channel.ts";
 import type * as t from "../transport.ts";
 
 // An entry point of its own: the types its export refers to come with it.
@@ -57,28 +56,31 @@ class DenoChannel extends SocketChannel {
     return address(this.#conn.remoteAddr);
   }
 
-  // Not an async function: an idle connection waits here, and a suspended
-  // async frame would hold more than this one closure.
-  override read(): Promise<Uint8Array | null> {
+  // `read()` comes from SocketChannel, made of this. No promise of its own
+  // besides Deno's, and not an async function: an idle connection waits
+  // here, and a suspended async frame would hold more than these closures.
+  override readTo(reader: ChannelReader): void {
     if (this.closed) {
-      return this.failure !== null
-        ? Promise.reject(this.failure.error)
-        : Promise.resolve(null);
+      const failure = this.failure;
+      queueMicrotask(() =>
+        failure !== null ? reader.failed(failure.error) : reader.received(null)
+      );
+      return;
     }
     const buffer = new Uint8Array(this.#readSize);
-    return this.#conn.read(buffer).then((n) => {
-      if (n === null) return null;
+    this.#conn.read(buffer).then((n) => {
+      if (n === null) return reader.received(null);
       if (n === this.#readSize) {
         this.#readSize = Math.min(this.#readSize * 2, MAX_READ);
       } else if (n < this.#readSize >>> 2) {
         this.#readSize = Math.max(this.#readSize >>> 2, MIN_READ);
       }
-      return buffer.subarray(0, n);
+      reader.received(buffer.subarray(0, n));
     }, (error) => {
       // Our own close() interrupts a pending read: an end, not a failure.
-      if (this.failure !== null) throw this.failure.error;
-      if (!this.closed) throw error;
-      return null;
+      if (this.failure !== null) reader.failed(this.failure.error);
+      else if (!this.closed) reader.failed(error);
+      else reader.received(null);
     });
   }
 
@@ -123,8 +125,8 @@ class DenoChannel extends SocketChannel {
   }
 }
 
-const wrap = (conn: Conn): t.Transport =>
-  new ChannelTransport(new DenoChannel(conn));
+// A socket's channel is its transport (see SocketChannel).
+const wrap = (conn: Conn): t.Transport => new DenoChannel(conn);
 
 async function connect(
   options: t.ConnectTransportOptions,
