@@ -26,6 +26,7 @@ import {
   type ProtocolHandler,
   type Role,
 } from "./protocol.ts";
+import { DeadlineQueue } from "./_deadline_queue.ts";
 import { type ChannelReader, SocketChannel } from "./_socket_channel.ts";
 import type { Address } from "./transport.ts";
 import { Utf8Decoder } from "./utf8.ts";
@@ -317,7 +318,7 @@ export class WebSocketConnection {
   #pings: PendingPing[] | null = null;
   #pingCounter = 0;
   #closeTimer: ReturnType<typeof setTimeout> | undefined;
-  #keepaliveTimer: ReturnType<typeof setTimeout> | undefined;
+  #keepalive: KeepaliveOptions | null = null;
   #outgoingText: Utf8Decoder | null = null;
   /** Whether a message sent with `fin: false` awaits its last fragment. */
   #fragmenting = false;
@@ -420,7 +421,10 @@ export class WebSocketConnection {
 
     const keepalive = options.keepalive ??
       (options.role === "server" ? SERVER_KEEPALIVE : false);
-    if (keepalive) this.#startKeepalive(keepalive);
+    if (keepalive) {
+      this.#keepalive = keepalive;
+      this.#scheduleKeepalive();
+    }
   }
 
   /** Resolves (never rejects) with how the connection ended. */
@@ -1200,30 +1204,64 @@ export class WebSocketConnection {
     }, this.#closeTimeout);
   }
 
-  #startKeepalive(keepalive: KeepaliveOptions): void {
-    const timeout = keepalive.timeout ?? keepalive.interval;
-    const tick = () => {
-      if (this.#state !== "open") return;
-      let timedOut = false;
-      const timer = setTimeout(() => {
-        timedOut = true;
-        this.#finish(
+  // Keepalive deadlines live in queues shared by every connection, one per
+  // duration (each with one timer), instead of a timer and closures per
+  // connection: most connections are idle, and this is most of what an idle
+  // connection would otherwise hold.
+  static #pingsDue = new Map<number, DeadlineQueue<WebSocketConnection>>();
+  static #pongsDue = new Map<number, DeadlineQueue<WebSocketConnection>>();
+
+  static #pingQueue(interval: number): DeadlineQueue<WebSocketConnection> {
+    const queues = WebSocketConnection.#pingsDue;
+    let queue = queues.get(interval);
+    if (queue === undefined) {
+      queue = new DeadlineQueue(interval, (c) => c.#keepalivePing());
+      queues.set(interval, queue);
+    }
+    return queue;
+  }
+
+  static #pongQueue(timeout: number): DeadlineQueue<WebSocketConnection> {
+    const queues = WebSocketConnection.#pongsDue;
+    let queue = queues.get(timeout);
+    if (queue === undefined) {
+      queue = new DeadlineQueue(timeout, (connection) =>
+        connection.#finish(
           { code: 1006, reason: "Keepalive ping timed out", wasClean: false },
           false,
-        );
-      }, timeout);
-      this.#keepaliveTimer = timer;
-      this.ping().then(
-        () => {
-          clearTimeout(timer);
-          if (!timedOut && this.#state === "open") {
-            this.#keepaliveTimer = setTimeout(tick, keepalive.interval);
-          }
-        },
-        () => clearTimeout(timer),
-      );
-    };
-    this.#keepaliveTimer = setTimeout(tick, keepalive.interval);
+        ));
+      queues.set(timeout, queue);
+    }
+    return queue;
+  }
+
+  /** The next keepalive ping is due in `interval` ms. */
+  #scheduleKeepalive(): void {
+    WebSocketConnection.#pingQueue(this.#keepalive!.interval).add(this);
+  }
+
+  #keepalivePing(): void {
+    if (this.#state !== "open") return;
+    const { interval, timeout = interval } = this.#keepalive!;
+    const pongs = WebSocketConnection.#pongQueue(timeout);
+    pongs.add(this);
+    this.ping().then(
+      () => {
+        // Not when the pong came too late, or the connection ended.
+        if (pongs.delete(this) && this.#state === "open") {
+          this.#scheduleKeepalive();
+        }
+      },
+      () => pongs.delete(this),
+    );
+  }
+
+  #stopKeepalive(): void {
+    const keepalive = this.#keepalive;
+    if (keepalive === null) return;
+    const { interval, timeout = interval } = keepalive;
+    WebSocketConnection.#pingsDue.get(interval)?.delete(this);
+    WebSocketConnection.#pongsDue.get(timeout)?.delete(this);
   }
 
   // ---- the end ----
@@ -1240,7 +1278,7 @@ export class WebSocketConnection {
     clearTimeout(this.#closeTimer);
     clearTimeout(this.#failTimer);
     clearTimeout(this.#failSoonTimer);
-    clearTimeout(this.#keepaliveTimer);
+    this.#stopKeepalive();
     // Made only when someone gets it: an error's stack trace is not free,
     // and most connections end with no ping waiting and a clean close.
     let closedError: ConnectionClosedError | undefined;

@@ -21,6 +21,7 @@ import {
   type WebSocketConnection,
 } from "../src/connection.ts";
 import { ConnectionClosedError, ProtocolError } from "../src/errors.ts";
+import { runScript } from "./reliability/_child.ts";
 import { frameHeaderSize, Opcode } from "../src/frame.ts";
 import type { Message, Role } from "../src/protocol.ts";
 import {
@@ -933,6 +934,24 @@ describe("WebSocketConnection keepalive", () => {
 });
 
 // ---- close ----
+
+describe("WebSocketConnection keepalive timers", () => {
+  test(
+    "closed connections leave no keepalive timer: the process exits at once",
+    bounded(async () => {
+      const child = runScript(
+        new URL("./reliability/_keepalive_exit.ts", import.meta.url),
+        [],
+      );
+      try {
+        assert.equal(await child.lines.next(10_000, "closed"), "closed");
+        assert.equal(await within(5_000, child.exited), 0, child.stderr());
+      } finally {
+        child.kill();
+      }
+    }, 20_000),
+  );
+});
 
 describe("WebSocketConnection.close", () => {
   for (const role of ROLES) {
