@@ -43,14 +43,6 @@ interface BunApi {
   listen(options: BunOptions): { hostname: string; port: number; stop(): void };
 }
 
-/**
- * The host name last seen, so that sockets on the same address share one
- * string instead of each holding a copy Bun made for it.
- */
-let lastHost = "";
-const sameHost = (host: string): string =>
-  host === lastHost ? lastHost : (lastHost = host);
-
 /** Received bytes queued unread before the socket is paused. */
 const READ_AHEAD = 64 * 1024;
 
@@ -83,9 +75,9 @@ class BunChannel extends SocketChannel {
 
   constructor(socket: BunSocket) {
     super();
-    this.#localHost = sameHost(socket.localAddress);
+    this.#localHost = socket.localAddress;
     this.#localPort = socket.localPort;
-    this.#remoteHost = sameHost(socket.remoteAddress);
+    this.#remoteHost = socket.remoteAddress;
     this.#remotePort = socket.remotePort;
     this.#socket = socket;
     socket.setNoDelay(true);
