@@ -296,8 +296,8 @@ export class WebSocketConnection {
   #writable: WritableStream<Sendable> | null = null;
   /** `closed`, made when first asked for. */
   #closed: PromiseWithResolvers<CloseInfo> | null = null;
-  /** Whether the connection is over and its socket closed. */
-  #dropped = false;
+  /** Whether the connection is over (its socket closed, or only lingering). */
+  #ended = false;
   #openIn: Set<WebSocketConnection> | undefined;
   #state: ConnectionState = "open";
   #closeInfo: CloseInfo | null = null;
@@ -432,7 +432,7 @@ export class WebSocketConnection {
     if (this.#closed === null) {
       // Made on demand: most connections are never asked.
       this.#closed = Promise.withResolvers();
-      if (this.#dropped) this.#closed.resolve(this.#closeInfo!);
+      if (this.#ended) this.#closed.resolve(this.#closeInfo!);
     }
     return this.#closed.promise;
   }
@@ -1288,12 +1288,16 @@ export class WebSocketConnection {
       this.#readableDone = true;
       this.#endInbox(info.wasClean ? null : error ?? failure());
     }
+    const settle = () => {
+      if (this.#ended) return;
+      this.#ended = true;
+      this.#openIn?.delete(this);
+      this.#closed?.resolve(info);
+    };
     const drop = () => {
       clearTimeout(flushTimer);
       this.#channel.close();
-      this.#dropped = true;
-      this.#openIn?.delete(this);
-      this.#closed?.resolve(info);
+      settle();
     };
     // A graceful end flushes what was written (the close frame), but a peer
     // that never reads must not hold the socket open past the deadline.
@@ -1301,12 +1305,37 @@ export class WebSocketConnection {
     if (graceful) {
       this.#uncork();
       flushTimer = setTimeout(drop, this.#closeTimeout);
-      this.#channel.closeWrite().catch(() => {}).finally(drop);
+      const flushed = this.#channel.closeWrite().catch(() => {});
+      if (error === undefined) flushed.finally(drop);
+      else {
+        // Failing, we stopped reading at the bad frame. Closing the socket
+        // with the peer's bytes unread would send a reset, and a reset has
+        // the peer's kernel drop our close frame before the peer reads it.
+        // So the connection ends here, but its socket reads on, discarding,
+        // until the peer closes too (as RFC 6455 §7.1.1 has a client wait
+        // for the server) or the close deadline comes.
+        flushed.then(() => {
+          settle();
+          this.#discardUntilEof(drop);
+        });
+      }
     } else {
       this.#corked = null;
       this.#corkedBytes = 0;
       drop();
     }
+  }
+
+  /**
+   * Reads and drops what the peer still sends, then calls `done`; `done`
+   * closing the channel ends a pending read, so this ends with it.
+   */
+  #discardUntilEof(done: () => void): void {
+    const channel = this.#channel;
+    const next = (): void => {
+      channel.read().then((bytes) => bytes === null ? done() : next(), done);
+    };
+    next();
   }
 
   #closedError(what: string, cause?: unknown): ConnectionClosedError {

@@ -222,6 +222,66 @@ describe(`faults against connect() on ${runtimeName()}`, () => {
     },
   );
 
+  // ---- failing while the server still writes ----
+
+  faultTest(
+    "connect's connection, failing, reads on until the server ends TCP: a server still writing gets the 1002, then a FIN, not a reset",
+    async (defer) => {
+      // Closing a socket with bytes unread sends a reset (see the reset test
+      // of the server faults), and a reset can cost the other end the close
+      // frame it has not read yet. So a failing connection reads on,
+      // discarding, until the server closes (RFC 6455 §7.1.1) or
+      // closeTimeout.
+      const { url, end } = await rawWebSocketServer(defer);
+      const { connection, log } = await client(defer, url);
+      const raw = await end();
+      // A server's frame must not be masked (RFC 6455 §5.1).
+      await raw.peer.write(raw.peer.frame(Opcode.Text, "hi", { mask: true }));
+      assert.deepEqual(await closedWithin(connection), {
+        code: 1002,
+        wasClean: false,
+      });
+      // The server, not reading yet, writes on after the bad frame.
+      for (let i = 0; i < 20; i++) {
+        await settle(5);
+        await raw.peer.write(raw.peer.frame(Opcode.Ping, "still here"));
+      }
+      const socket = await log.nth(0);
+      assert.equal(socket.isClosed, false, "waits for the server's end");
+      assert.equal(closeOf(await raw.peer.expect()).code, 1002);
+      assert.equal(await within(PROMPT, raw.peer.next()), null, "a FIN");
+      await raw.peer.end();
+      await within(PROMPT, socket.closed);
+    },
+  );
+
+  faultTest(
+    "connect's connection, failing, closes TCP itself at closeTimeout when the server never ends it",
+    async (defer) => {
+      const { url, end } = await rawWebSocketServer(defer);
+      const { connection, log } = await client(defer, url);
+      const raw = await end();
+      const start = performance.now();
+      await raw.peer.write(raw.peer.frame(Opcode.Text, "hi", { mask: true }));
+      assert.deepEqual(await closedWithin(connection), {
+        code: 1002,
+        wasClean: false,
+      });
+      const closedAt = await within(
+        CLOSE_TIMEOUT + PROMPT,
+        (await log.nth(0)).closed,
+      );
+      between(
+        closedAt - start,
+        CLOSE_TIMEOUT - 50,
+        CLOSE_TIMEOUT + 700,
+        "dropped",
+      );
+      const frames = await within(PROMPT, raw.peer.rest());
+      assert.deepEqual(frames.map((frame) => closeOf(frame).code), [1002]);
+    },
+  );
+
   // ---- a half-open server ----
 
   faultTest(

@@ -247,6 +247,64 @@ describe(`faults against serve() on ${runtimeName()}`, () => {
     },
   );
 
+  // ---- failing while the client still writes ----
+
+  faultTest(
+    "serve, failing, reads on until the client ends TCP: a client still writing gets the 1002, then a FIN, not a reset",
+    async (defer) => {
+      // See "closing a socket with unread bytes resets the connection": a
+      // reset can cost the client the close frame it has not read yet.
+      const { port, log, connection, handlerErrors } = await server(defer);
+      const end = await rawClient(port, defer);
+      const ours = await connection();
+      // A client's frame must be masked (RFC 6455 §5.1).
+      await end.peer.write(end.peer.frame(Opcode.Text, "hi", { mask: false }));
+      assert.deepEqual(await closedWithin(ours), {
+        code: 1002,
+        wasClean: false,
+      });
+      // The client, not reading yet, writes on after the bad frame.
+      for (let i = 0; i < 20; i++) {
+        await settle(5);
+        await end.peer.write(end.peer.frame(Opcode.Ping, "still here"));
+      }
+      const socket = await log.nth(0);
+      assert.equal(socket.isClosed, false, "waits for the client's end");
+      assert.equal(closeOf(await end.peer.expect()).code, 1002);
+      assert.equal(await within(PROMPT, end.peer.next()), null, "a FIN");
+      await end.peer.end();
+      await within(PROMPT, socket.closed);
+      assert.equal(handlerErrors.length, 1);
+    },
+  );
+
+  faultTest(
+    "serve, failing, closes TCP itself at closeTimeout when the client never ends it",
+    async (defer) => {
+      const { port, log, connection } = await server(defer);
+      const end = await rawClient(port, defer);
+      const ours = await connection();
+      const start = performance.now();
+      await end.peer.write(end.peer.frame(Opcode.Text, "hi", { mask: false }));
+      assert.deepEqual(await closedWithin(ours), {
+        code: 1002,
+        wasClean: false,
+      });
+      const closedAt = await within(
+        CLOSE_TIMEOUT + PROMPT,
+        (await log.nth(0)).closed,
+      );
+      between(
+        closedAt - start,
+        CLOSE_TIMEOUT - 50,
+        CLOSE_TIMEOUT + 700,
+        "dropped",
+      );
+      const frames = await within(PROMPT, end.peer.rest());
+      assert.deepEqual(frames.map((frame) => closeOf(frame).code), [1002]);
+    },
+  );
+
   // ---- a half-open peer ----
 
   faultTest(
