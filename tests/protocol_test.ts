@@ -217,6 +217,35 @@ for (const role of ROLES) {
       protocol.receive(peer(Opcode.Binary, hex("05 06 07")));
       assertBytes(first, hex("01 02 03"));
     });
+    test(`Protocol.receive hands on a binary message uncopied only when it is at least 4 KiB and an eighth of its chunk (${role})`, () => {
+      // A view keeps its whole buffer alive: a small message, or one small
+      // next to the chunk it came in, is copied out of the chunk.
+      for (
+        const [size, others, copied] of [
+          [4_095, 0, true], // small: always copied
+          [4_096, 0, false],
+          [8_000, 6, false], // 7 messages in a chunk: over an eighth each
+          [8_000, 7, true], // 8, with their headers: a little under
+        ] as const
+      ) {
+        const { protocol, recorder } = makeProtocol(role);
+        const payload = randomBytes(prng(size), size);
+        const filler = peer(Opcode.Binary, new Uint8Array(size));
+        const chunk = concat(
+          peer(Opcode.Binary, payload),
+          ...Array.from({ length: others }, () => filler),
+        );
+        protocol.receive(chunk);
+        const message = recorder.events()[0]![1] as Uint8Array;
+        assertBytes(message, payload);
+        assert.equal(
+          message.buffer !== chunk.buffer,
+          copied,
+          `${size} B with ${others} more: copied ${copied}`,
+        );
+        if (copied) assert.equal(message.buffer.byteLength, size);
+      }
+    });
   });
 
   describe(`Protocol as a ${role}: pings and pongs`, () => {
