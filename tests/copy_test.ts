@@ -45,14 +45,18 @@ describe("copyInto", () => {
 });
 
 describe("bufferFor", () => {
-  test("is zeroed and of the size asked for; on Bun a copy into it is aligned alike", () => {
+  test("is of the size asked for; on Bun a large copy into it is aligned alike (and the buffer unzeroed)", () => {
     for (const length of SIZES) {
       for (let from = 0; from < 16; from++) {
         const bytes = source(length, from);
         for (const at of [2, 4, 6, 8, 10, 14]) {
           const buffer = bufferFor(at + length, at, bytes);
           assert.equal(buffer.length, at + length);
-          assert.ok(buffer.every((byte) => byte === 0));
+          assert.ok(buffer instanceof Uint8Array);
+          // Its caller writes every byte; only the small ones are zeroed.
+          if (!onBun || length < 4096) {
+            assert.ok(buffer.every((byte) => byte === 0));
+          }
           const aligned = (buffer.byteOffset + at - bytes.byteOffset) % 16;
           if (onBun && length >= 4096) {
             assert.equal((aligned + 16) % 16, 0, `${from} → ${at}`);
