@@ -1282,31 +1282,26 @@ export class WebSocketConnection {
     // Made only when someone gets it: an error's stack trace is not free,
     // and most connections end with no ping waiting and a clean close.
     let closedError: ConnectionClosedError | undefined;
-    const failure = () => closedError ??= this.#closedError("receive");
-    for (const ping of this.#pings?.splice(0) ?? []) ping.reject(failure());
+    const pings = this.#pings;
+    if (pings !== null && pings.length > 0) {
+      closedError = this.#closedError("receive");
+      for (const ping of pings.splice(0)) ping.reject(closedError);
+    }
     if (!this.#readableDone) {
       this.#readableDone = true;
-      this.#endInbox(info.wasClean ? null : error ?? failure());
+      this.#endInbox(
+        info.wasClean
+          ? null
+          : error ?? closedError ?? this.#closedError("receive"),
+      );
     }
-    const settle = () => {
-      if (this.#ended) return;
-      this.#ended = true;
-      this.#openIn?.delete(this);
-      this.#closed?.resolve(info);
-    };
-    const drop = () => {
-      clearTimeout(flushTimer);
-      this.#channel.close();
-      settle();
-    };
     // A graceful end flushes what was written (the close frame), but a peer
     // that never reads must not hold the socket open past the deadline.
-    let flushTimer: ReturnType<typeof setTimeout> | undefined;
     if (graceful) {
       this.#uncork();
-      flushTimer = setTimeout(drop, this.#closeTimeout);
+      WebSocketConnection.#dropQueue(this.#closeTimeout).add(this);
       const flushed = this.#channel.closeWrite().catch(() => {});
-      if (error === undefined) flushed.finally(drop);
+      if (error === undefined) flushed.finally(() => this.#drop());
       else {
         // Failing, we stopped reading at the bad frame. Closing the socket
         // with the peer's bytes unread would send a reset, and a reset has
@@ -1315,23 +1310,53 @@ export class WebSocketConnection {
         // until the peer closes too (as RFC 6455 §7.1.1 has a client wait
         // for the server) or the close deadline comes.
         flushed.then(() => {
-          settle();
-          this.#discardUntilEof(drop);
+          this.#settle();
+          this.#discardUntilEof();
         });
       }
     } else {
       this.#corked = null;
       this.#corkedBytes = 0;
-      drop();
+      this.#drop();
     }
   }
 
+  /** Settles `closed` and leaves `openIn`, once. */
+  #settle(): void {
+    if (this.#ended) return;
+    this.#ended = true;
+    this.#openIn?.delete(this);
+    this.#closed?.resolve(this.#closeInfo!);
+  }
+
+  /** Closes the socket and settles; at the latest, `closeTimeout` after `#finish`. */
+  #drop(): void {
+    WebSocketConnection.#dropsDue.get(this.#closeTimeout)?.delete(this);
+    this.#channel.close();
+    this.#settle();
+  }
+
+  // The deadlines of graceful ends, shared like keepalive's (one per
+  // closeTimeout): a timer per connection was 2 % of a server's handshake.
+  static #dropsDue = new Map<number, DeadlineQueue<WebSocketConnection>>();
+
+  static #dropQueue(timeout: number): DeadlineQueue<WebSocketConnection> {
+    const queues = WebSocketConnection.#dropsDue;
+    let queue = queues.get(timeout);
+    if (queue === undefined) {
+      queue = new DeadlineQueue(timeout, (c) => c.#drop());
+      queues.set(timeout, queue);
+    }
+    return queue;
+  }
+
   /**
-   * Reads and drops what the peer still sends, then calls `done`; `done`
-   * closing the channel ends a pending read, so this ends with it.
+   * Reads and drops what the peer still sends, then drops the socket;
+   * dropping it at the deadline ends a pending read, and so this.
    */
-  #discardUntilEof(done: () => void): void {
+  #discardUntilEof(): void {
     const channel = this.#channel;
+    const done = () => this.#drop();
     const next = (): void => {
       channel.read().then((bytes) => bytes === null ? done() : next(), done);
     };
