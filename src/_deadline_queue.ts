@@ -1,6 +1,7 @@
 /**
  * Deadlines of one fixed length, kept by a single timer: the server's
- * opening-handshake deadline. Private: not re-exported by `mod.ts`.
+ * opening-handshake deadline, and (one queue per length) the connections'
+ * keepalive and close deadlines. Private: not re-exported by `mod.ts`.
  *
  * @module
  */
@@ -76,4 +77,34 @@ export class DeadlineQueue<T> {
       this.#onExpired(key);
     }
   };
+}
+
+/**
+ * Deadline queues of any length with one action, each made when a deadline
+ * of its length is first set: the connections' keepalive and close
+ * deadlines, whose lengths are options (most programs use one or two).
+ */
+export class DeadlineQueues<T> {
+  readonly #queues = new Map<number, DeadlineQueue<T>>();
+  readonly #onExpired: (key: T) => void;
+
+  /** @param onExpired Called with a key whose deadline passed. */
+  constructor(onExpired: (key: T) => void) {
+    this.#onExpired = onExpired;
+  }
+
+  /** Starts `key`'s deadline, `duration` ms from now. */
+  add(duration: number, key: T): void {
+    let queue = this.#queues.get(duration);
+    if (queue === undefined) {
+      queue = new DeadlineQueue(duration, this.#onExpired);
+      this.#queues.set(duration, queue);
+    }
+    queue.add(key);
+  }
+
+  /** Stops `key`'s deadline of `duration`; returns whether it was running. */
+  delete(duration: number, key: T): boolean {
+    return this.#queues.get(duration)?.delete(key) ?? false;
+  }
 }

@@ -26,7 +26,7 @@ import {
   type ProtocolHandler,
   type Role,
 } from "./protocol.ts";
-import { DeadlineQueue } from "./_deadline_queue.ts";
+import { DeadlineQueues } from "./_deadline_queue.ts";
 import { type ChannelReader, SocketChannel } from "./_socket_channel.ts";
 import type { Address } from "./transport.ts";
 import { Utf8Decoder } from "./utf8.ts";
@@ -1208,51 +1208,34 @@ export class WebSocketConnection {
   // duration (each with one timer), instead of a timer and closures per
   // connection: most connections are idle, and this is most of what an idle
   // connection would otherwise hold.
-  static #pingsDue = new Map<number, DeadlineQueue<WebSocketConnection>>();
-  static #pongsDue = new Map<number, DeadlineQueue<WebSocketConnection>>();
-
-  static #pingQueue(interval: number): DeadlineQueue<WebSocketConnection> {
-    const queues = WebSocketConnection.#pingsDue;
-    let queue = queues.get(interval);
-    if (queue === undefined) {
-      queue = new DeadlineQueue(interval, (c) => c.#keepalivePing());
-      queues.set(interval, queue);
-    }
-    return queue;
-  }
-
-  static #pongQueue(timeout: number): DeadlineQueue<WebSocketConnection> {
-    const queues = WebSocketConnection.#pongsDue;
-    let queue = queues.get(timeout);
-    if (queue === undefined) {
-      queue = new DeadlineQueue(timeout, (connection) =>
-        connection.#finish(
-          { code: 1006, reason: "Keepalive ping timed out", wasClean: false },
-          false,
-        ));
-      queues.set(timeout, queue);
-    }
-    return queue;
-  }
+  static #pingsDue = new DeadlineQueues<WebSocketConnection>((connection) =>
+    connection.#keepalivePing()
+  );
+  static #pongsDue = new DeadlineQueues<WebSocketConnection>((connection) =>
+    connection.#finish(
+      { code: 1006, reason: "Keepalive ping timed out", wasClean: false },
+      false,
+    )
+  );
 
   /** The next keepalive ping is due in `interval` ms. */
   #scheduleKeepalive(): void {
-    WebSocketConnection.#pingQueue(this.#keepalive!.interval).add(this);
+    WebSocketConnection.#pingsDue.add(this.#keepalive!.interval, this);
   }
 
   #keepalivePing(): void {
     if (this.#state !== "open") return;
     const { interval, timeout = interval } = this.#keepalive!;
-    const pongs = WebSocketConnection.#pongQueue(timeout);
-    pongs.add(this);
+    const pongs = WebSocketConnection.#pongsDue;
+    pongs.add(timeout, this);
     this.ping().then(
       () => {
         // Not when the pong came too late, or the connection ended.
-        if (pongs.delete(this) && this.#state === "open") {
+        if (pongs.delete(timeout, this) && this.#state === "open") {
           this.#scheduleKeepalive();
         }
       },
-      () => pongs.delete(this),
+      () => pongs.delete(timeout, this),
     );
   }
 
@@ -1260,8 +1243,8 @@ export class WebSocketConnection {
     const keepalive = this.#keepalive;
     if (keepalive === null) return;
     const { interval, timeout = interval } = keepalive;
-    WebSocketConnection.#pingsDue.get(interval)?.delete(this);
-    WebSocketConnection.#pongsDue.get(timeout)?.delete(this);
+    WebSocketConnection.#pingsDue.delete(interval, this);
+    WebSocketConnection.#pongsDue.delete(timeout, this);
   }
 
   // ---- the end ----
@@ -1299,7 +1282,7 @@ export class WebSocketConnection {
     // that never reads must not hold the socket open past the deadline.
     if (graceful) {
       this.#uncork();
-      WebSocketConnection.#dropQueue(this.#closeTimeout).add(this);
+      WebSocketConnection.#dropsDue.add(this.#closeTimeout, this);
       const flushed = this.#channel.closeWrite().catch(() => {});
       if (error === undefined) flushed.finally(() => this.#drop());
       else {
@@ -1331,24 +1314,16 @@ export class WebSocketConnection {
 
   /** Closes the socket and settles; at the latest, `closeTimeout` after `#finish`. */
   #drop(): void {
-    WebSocketConnection.#dropsDue.get(this.#closeTimeout)?.delete(this);
+    WebSocketConnection.#dropsDue.delete(this.#closeTimeout, this);
     this.#channel.close();
     this.#settle();
   }
 
   // The deadlines of graceful ends, shared like keepalive's (one per
   // closeTimeout): a timer per connection was 2 % of a server's handshake.
-  static #dropsDue = new Map<number, DeadlineQueue<WebSocketConnection>>();
-
-  static #dropQueue(timeout: number): DeadlineQueue<WebSocketConnection> {
-    const queues = WebSocketConnection.#dropsDue;
-    let queue = queues.get(timeout);
-    if (queue === undefined) {
-      queue = new DeadlineQueue(timeout, (c) => c.#drop());
-      queues.set(timeout, queue);
-    }
-    return queue;
-  }
+  static #dropsDue = new DeadlineQueues<WebSocketConnection>((connection) =>
+    connection.#drop()
+  );
 
   /**
    * Reads and drops what the peer still sends, then drops the socket;

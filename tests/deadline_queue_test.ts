@@ -4,7 +4,7 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { DeadlineQueue } from "../src/_deadline_queue.ts";
+import { DeadlineQueue, DeadlineQueues } from "../src/_deadline_queue.ts";
 import { bounded, sleep, within } from "./_wait.ts";
 
 /** A queue that records when each key expired, ms after `start`. */
@@ -86,6 +86,39 @@ describe("DeadlineQueue", () => {
       queue.add("d");
       assert.equal(queue.has("d"), true);
       queue.clear();
+    }),
+  );
+});
+
+describe("DeadlineQueues", () => {
+  test(
+    "DeadlineQueues runs deadlines of each length apart, and delete stops one of its length only",
+    bounded(async () => {
+      const start = performance.now();
+      const expired: [string, number][] = [];
+      let wake = () => {};
+      const queues = new DeadlineQueues<string>((key) => {
+        expired.push([key, performance.now() - start]);
+        wake();
+      });
+      const next = () => new Promise<void>((resolve) => (wake = resolve));
+      queues.add(120, "slow");
+      queues.add(40, "fast");
+      queues.add(40, "stopped");
+      assert.equal(queues.delete(120, "stopped"), false, "not of that length");
+      assert.equal(queues.delete(40, "stopped"), true);
+      assert.equal(queues.delete(40, "stopped"), false, "already stopped");
+      assert.equal(
+        queues.delete(999, "slow"),
+        false,
+        "no queue of that length",
+      );
+      await within(1_000, next());
+      await within(1_000, next());
+      assert.deepEqual(expired.map(([key]) => key), ["fast", "slow"]);
+      assert.ok(expired[0]![1] >= 35, `fast expired at ${expired[0]![1]} ms`);
+      assert.ok(expired[1]![1] >= 115, `slow expired at ${expired[1]![1]} ms`);
+      // Every queue is empty, so no timer is left (the sanitizers check).
     }),
   );
 });
