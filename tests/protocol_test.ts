@@ -246,6 +246,34 @@ for (const role of ROLES) {
         if (copied) assert.equal(message.buffer.byteLength, size);
       }
     });
+
+    test(`Protocol.receive assembles a message from parts at any alignment; on Bun its buffer is placed so the second part copies aligned alike (${role})`, () => {
+      const onBun =
+        typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
+      const payload = randomBytes(prng(9), 20_000);
+      const frame = peer(Opcode.Binary, payload);
+      for (const cut of [100, 5_000, 8_191]) {
+        for (let offset = 0; offset < 16; offset++) {
+          const { protocol, recorder } = makeProtocol(role);
+          protocol.receive(frame.slice(0, cut));
+          // The rest, `offset` bytes into a buffer of its own.
+          const rest = new Uint8Array(offset + frame.length - cut);
+          rest.set(frame.subarray(cut), offset);
+          const second = rest.subarray(offset);
+          protocol.receive(second);
+          const message = recorder.events()[0]![1] as Uint8Array;
+          assertBytes(message, payload);
+          if (onBun) {
+            const first = cut - peerHeaderSize(role, payload.length);
+            assert.equal(
+              (message.byteOffset + first - second.byteOffset) & 15,
+              0,
+              `cut at ${cut}, second part at offset ${offset}`,
+            );
+          }
+        }
+      }
+    });
   });
 
   describe(`Protocol as a ${role}: pings and pongs`, () => {
