@@ -148,6 +148,7 @@ function systemsOf(mode: Mode, options: Options): System[] {
   const all = mode.side === "server" ? SERVERS : CLIENTS;
   return all.filter((system) =>
     (mode.ceiling || system.group !== "ceiling") &&
+    (system.modes === undefined || system.modes.includes(mode.name)) &&
     (options.systems === null || options.systems.has(system.name))
   );
 }

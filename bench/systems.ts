@@ -28,6 +28,8 @@ export interface System {
   ours?: boolean;
   /** A byte echo, not a WebSocket server: the load generator runs `--raw`. */
   raw?: boolean;
+  /** The only modes it runs, when it cannot run them all (a floor). */
+  modes?: readonly string[];
 }
 
 const deno = (path: string, ...flags: string[]): Argv => [
@@ -83,6 +85,13 @@ export const SERVERS: readonly System[] = [
     label: "ws on Bun",
     group: "bun",
     argv: bun("servers/ws_server.mjs"),
+  },
+  {
+    name: "bun-listen-floor",
+    label: "Bun.listen answering the handshake only (floor)",
+    group: "bun",
+    argv: bun("servers/bun_listen_floor.ts"),
+    modes: ["memory"],
   },
   {
     name: "ws-node",
