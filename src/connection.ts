@@ -345,8 +345,8 @@ export class WebSocketConnection {
     close(code: number, reason: string): void {
       this.connection.#onPeerClose(code, reason);
     }
-    send(bytes: Uint8Array): void {
-      this.connection.#write(bytes);
+    send(bytes: Uint8Array): boolean {
+      return this.connection.#write(bytes);
     }
     received(bytes: Uint8Array | null): void {
       this.connection.#onRead(bytes);
@@ -851,17 +851,25 @@ export class WebSocketConnection {
     if (fin) this.#outgoingText = null;
   }
 
-  /** Corks a frame from the protocol; see CORK_LIMIT. */
-  #write(bytes: Uint8Array): void {
+  /**
+   * Corks a frame from the protocol; see CORK_LIMIT. Returns whether the
+   * bytes are already on the socket (copied into the kernel).
+   */
+  #write(bytes: Uint8Array): boolean {
     this.#bytesSent += bytes.length;
     (this.#corked ??= []).push(bytes);
     this.#corkedBytes += bytes.length;
-    if (this.#corkedBytes >= CORK_LIMIT) this.#uncork();
-    else if (!this.#flushScheduled) {
+    if (this.#corkedBytes >= CORK_LIMIT) {
+      this.#uncork();
+      return this.#channel instanceof SocketChannel &&
+        this.#channel.bufferedAmount === 0 && !this.#channel.closed;
+    }
+    if (!this.#flushScheduled) {
       this.#flushScheduled = true;
       const due = WebSocketConnection.#flushDue;
       if (due.push(this) === 1) nextMacrotask(WebSocketConnection.#flushAll);
     }
+    return false;
   }
 
   /**

@@ -12,7 +12,7 @@
  * @module
  */
 
-import { bufferFor, copyInto } from "./_copy.ts";
+import { bufferFor, copyInto, giveBack, reusableBufferFor } from "./_copy.ts";
 import {
   decodeClosePayload,
   DEFAULT_CLOSE_REASONS,
@@ -129,8 +129,12 @@ export interface ProtocolHandler {
    * not sent one, the echo has already been sent.
    */
   close(code: number, reason: string): void;
-  /** Bytes to send to the peer, in order. Never called with an empty array. */
-  send(bytes: Uint8Array): void;
+  /**
+   * Bytes to send to the peer, in order. Never called with an empty array.
+   * Returning `true` says the bytes were already copied out (onto the
+   * socket), so their buffer may be written again for the next frame.
+   */
+  send(bytes: Uint8Array): boolean | void;
 }
 
 const encoder = new TextEncoder();
@@ -446,7 +450,11 @@ export class Protocol {
       this.#handler.send(payload);
       return;
     }
-    const out = bufferFor(headerSize + length, headerSize, payload);
+    const size = headerSize + length;
+    const large = length >= REUSE_WORTH;
+    const out = large
+      ? reusableBufferFor(size, headerSize, payload)
+      : bufferFor(size, headerSize, payload);
     writeFrameHeader(out, 0, fin, 0, opcode, length, key);
     if (key === null) out.set(payload, headerSize);
     else if (length < SMALL_PAYLOAD) {
@@ -458,7 +466,7 @@ export class Protocol {
       out.set(payload, headerSize);
       applyMask(out.subarray(headerSize), key);
     }
-    this.#handler.send(out);
+    if (this.#handler.send(out) === true && large) giveBack(out);
   }
 
   /** Frames text, encoding it straight into the frame buffer when it is small. */
@@ -639,6 +647,12 @@ export class Protocol {
     }
   }
 }
+
+/**
+ * From this many bytes, a frame is built in a reused buffer when one was
+ * given back (see `reusableBufferFor` in _copy.ts).
+ */
+const REUSE_WORTH = 16 * 1024;
 
 /** Below this many bytes, a payload is masked byte by byte as it is copied. */
 const SMALL_PAYLOAD = 128;

@@ -959,6 +959,85 @@ describe("Protocol: zero-copy sending", () => {
   });
 });
 
+describe("Protocol: reusing frame buffers", () => {
+  /**
+   * A handler that copies what it is sent (into `log`), and says it may be
+   * reused. `frames[i]` are the buffers sent for the i-th message.
+   */
+  class CopyingHandler extends Recorder {
+    readonly frames: ArrayBuffer[][] = [];
+    constructor(readonly giveBack: boolean) {
+      super();
+    }
+    override send(bytes: Uint8Array): boolean {
+      super.send(bytes);
+      this.frames.at(-1)!.push(bytes.buffer as ArrayBuffer);
+      return this.giveBack;
+    }
+    /** Everything sent, from the copies made when it was sent. */
+    copied(): Uint8Array {
+      return concat(
+        ...this.log.flatMap((event) =>
+          event[0] === "send" ? [event[1] as Uint8Array] : []
+        ),
+      );
+    }
+  }
+
+  /** Sends each payload, a frame buffer list per message. */
+  function sendAll(
+    protocol: Protocol,
+    handler: CopyingHandler,
+    payloads: Uint8Array[],
+  ): void {
+    for (const payload of payloads) {
+      handler.frames.push([]);
+      protocol.sendMessage(payload);
+    }
+  }
+
+  for (const role of ROLES) {
+    test(`Protocol builds a frame of 16 KiB to 1 MiB in the buffer of the last one when the handler gave it back, and every frame is right when sent (${role})`, () => {
+      const handler = new CopyingHandler(true);
+      const protocol = new Protocol(
+        { role, maskSource: () => new Uint8Array([1, 2, 3, 4]) },
+        handler,
+      );
+      // The buffer of the first is large enough for the next two; a frame
+      // over 1 MiB gets one of its own and is not kept.
+      const sizes = [65_536, 65_536, 20_000, 1_100_000, 65_536];
+      const payloads = sizes.map((size, i) => randomBytes(prng(i + 1), size));
+      sendAll(protocol, handler, payloads);
+      const first = handler.frames[0]![0]!;
+      assert.equal(handler.frames[1]![0], first);
+      assert.equal(handler.frames[2]![0], first);
+      assert.ok(!handler.frames[3]!.includes(first));
+      assert.equal(handler.frames[4]![0], first);
+      const peer = makeProtocol(role === "client" ? "server" : "client");
+      peer.protocol.receive(handler.copied());
+      assert.deepEqual(
+        peer.recorder.events(),
+        payloads.map((payload) => ["message", payload]),
+      );
+      payloads.forEach((payload, i) =>
+        assertBytes(payload, randomBytes(prng(i + 1), payload.length))
+      );
+    });
+  }
+
+  test("Protocol builds every frame in a buffer of its own when the handler keeps them, or when they are under 16 KiB", () => {
+    const keeping = new CopyingHandler(false);
+    const protocol = new Protocol({ role: "client" }, keeping);
+    sendAll(protocol, keeping, [1, 2, 3].map(() => new Uint8Array(65_536)));
+    assert.equal(new Set(keeping.frames.flat()).size, 3);
+
+    const giving = new CopyingHandler(true);
+    const small = new Protocol({ role: "client" }, giving);
+    sendAll(small, giving, [1, 2, 3].map(() => new Uint8Array(16_383)));
+    assert.equal(new Set(giving.frames.flat()).size, 3);
+  });
+});
+
 describe("Protocol: client and server end to end", () => {
   /** A random message: text or binary, sizes crossing 125/126/65535/65536. */
   function randomMessage(random: () => number): Message {
