@@ -87,6 +87,13 @@ export const SERVERS: readonly System[] = [
     argv: bun("servers/ws_server.mjs"),
   },
   {
+    name: "ours-bun-unread",
+    label: "wsstream on Bun, a handler that never reads (floor)",
+    group: "bun",
+    argv: [...bun("servers/ours.ts"), "--unread"],
+    modes: ["memory"],
+  },
+  {
     name: "bun-listen-floor",
     label: "Bun.listen answering the handshake only (floor)",
     group: "bun",
