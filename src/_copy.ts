@@ -88,6 +88,15 @@ export function copyInto(
  * frame built in it is on the socket before anything else runs.
  */
 let spare: ArrayBuffer | null = null;
+/**
+ * What our connection's `send` (a `ProtocolHandler`'s) returns when the
+ * bytes it was given are already copied onto the socket: their buffer may
+ * then be given back. Internal: a handler a user writes cannot return it by
+ * accident, as it could `true` (Node's `socket.write` returns `true` for
+ * bytes it still holds).
+ */
+export const BYTES_TAKEN: unique symbol = Symbol("bytes taken");
+
 /** Buffers up to this size are kept for reuse; larger ones are let go. */
 const SPARE_LIMIT = 1024 * 1024;
 

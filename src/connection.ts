@@ -26,6 +26,7 @@ import {
   type ProtocolHandler,
   type Role,
 } from "./protocol.ts";
+import { BYTES_TAKEN } from "./_copy.ts";
 import { DeadlineQueues } from "./_deadline_queue.ts";
 import { type ChannelReader, SocketChannel } from "./_socket_channel.ts";
 import type { Address } from "./transport.ts";
@@ -345,8 +346,8 @@ export class WebSocketConnection {
     close(code: number, reason: string): void {
       this.connection.#onPeerClose(code, reason);
     }
-    send(bytes: Uint8Array): boolean {
-      return this.connection.#write(bytes);
+    send(bytes: Uint8Array): typeof BYTES_TAKEN | undefined {
+      return this.connection.#write(bytes) ? BYTES_TAKEN : undefined;
     }
     received(bytes: Uint8Array | null): void {
       this.connection.#onRead(bytes);

@@ -12,7 +12,13 @@
  * @module
  */
 
-import { bufferFor, copyInto, giveBack, reusableBufferFor } from "./_copy.ts";
+import {
+  bufferFor,
+  BYTES_TAKEN,
+  copyInto,
+  giveBack,
+  reusableBufferFor,
+} from "./_copy.ts";
 import {
   decodeClosePayload,
   DEFAULT_CLOSE_REASONS,
@@ -129,12 +135,8 @@ export interface ProtocolHandler {
    * not sent one, the echo has already been sent.
    */
   close(code: number, reason: string): void;
-  /**
-   * Bytes to send to the peer, in order. Never called with an empty array.
-   * Returning `true` says the bytes were already copied out (onto the
-   * socket), so their buffer may be written again for the next frame.
-   */
-  send(bytes: Uint8Array): boolean | void;
+  /** Bytes to send to the peer, in order. Never called with an empty array. */
+  send(bytes: Uint8Array): void;
 }
 
 const encoder = new TextEncoder();
@@ -466,7 +468,9 @@ export class Protocol {
       out.set(payload, headerSize);
       applyMask(out.subarray(headerSize), key);
     }
-    if (this.#handler.send(out) === true && large) giveBack(out);
+    // Our connection says when the bytes are already on the socket.
+    const taken = (this.#handler.send(out) as unknown) === BYTES_TAKEN;
+    if (taken && large) giveBack(out);
   }
 
   /** Frames text, encoding it straight into the frame buffer when it is small. */

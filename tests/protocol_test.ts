@@ -1,5 +1,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { BYTES_TAKEN } from "../src/_copy.ts";
 import { ConnectionClosedError, ProtocolError } from "../src/errors.ts";
 import { frameHeaderSize, Opcode } from "../src/frame.ts";
 import {
@@ -961,18 +962,18 @@ describe("Protocol: zero-copy sending", () => {
 
 describe("Protocol: reusing frame buffers", () => {
   /**
-   * A handler that copies what it is sent (into `log`), and says it may be
-   * reused. `frames[i]` are the buffers sent for the i-th message.
+   * A handler that copies what it is sent (into `log`), and says (as our
+   * connection does) that its buffer may be reused. `frames[i]` are the buffers sent for the i-th message.
    */
   class CopyingHandler extends Recorder {
     readonly frames: ArrayBuffer[][] = [];
     constructor(readonly giveBack: boolean) {
       super();
     }
-    override send(bytes: Uint8Array): boolean {
+    override send(bytes: Uint8Array): typeof BYTES_TAKEN | undefined {
       super.send(bytes);
       this.frames.at(-1)!.push(bytes.buffer as ArrayBuffer);
-      return this.giveBack;
+      return this.giveBack ? BYTES_TAKEN : undefined;
     }
     /** Everything sent, from the copies made when it was sent. */
     copied(): Uint8Array {
@@ -1024,6 +1025,22 @@ describe("Protocol: reusing frame buffers", () => {
       );
     });
   }
+
+  test("Protocol builds every frame in a buffer of its own when a handler returns anything else, even true", () => {
+    const handler = new Recorder();
+    const frames: ArrayBuffer[] = [];
+    const protocol = new Protocol({ role: "client" }, {
+      ...handler,
+      message: () => {},
+      ping: () => {},
+      pong: () => {},
+      close: () => {},
+      // As `(bytes) => nodeSocket.write(bytes)` would: true, bytes kept.
+      send: (bytes: Uint8Array) => frames.push(bytes.buffer as ArrayBuffer) > 0,
+    });
+    for (let i = 0; i < 3; i++) protocol.sendMessage(new Uint8Array(65_536));
+    assert.equal(new Set(frames).size, 3);
+  });
 
   test("Protocol builds every frame in a buffer of its own when the handler keeps them, or when they are under 16 KiB", () => {
     const keeping = new CopyingHandler(false);
