@@ -1,5 +1,7 @@
 /**
- * Copying payloads without the slow path of Bun's memmove.
+ * Buffers for payload copies: copying without the slow path of Bun's
+ * memmove, and reusing a frame's buffer once its bytes are on the socket
+ * ({@link reusableBufferFor}, below).
  *
  * Bun's `Uint8Array.prototype.set` copies with glibc's `memmove`,
  * which from about 2 KiB up uses `rep movsb`. On AMD Zen CPUs that runs 10 to
@@ -79,6 +81,15 @@ export function copyInto(
 }
 
 /**
+ * What our connection's `send` (a `ProtocolHandler`'s) returns when the
+ * bytes it was given are already copied onto the socket: their buffer may
+ * then be given back. Internal: a handler a user writes cannot return it by
+ * accident, as it could `true` (Node's `socket.write` returns `true` for
+ * bytes it still holds).
+ */
+export const BYTES_TAKEN: unique symbol = Symbol("bytes taken");
+
+/**
  * A buffer given back by its last user ({@link giveBack}): the next large
  * frame is built in it rather than in a new one. On Bun, a frame is written
  * to the socket at once, mostly whole, and a new buffer per 64 KiB frame
@@ -88,15 +99,6 @@ export function copyInto(
  * frame built in it is on the socket before anything else runs.
  */
 let spare: ArrayBuffer | null = null;
-/**
- * What our connection's `send` (a `ProtocolHandler`'s) returns when the
- * bytes it was given are already copied onto the socket: their buffer may
- * then be given back. Internal: a handler a user writes cannot return it by
- * accident, as it could `true` (Node's `socket.write` returns `true` for
- * bytes it still holds).
- */
-export const BYTES_TAKEN: unique symbol = Symbol("bytes taken");
-
 /** Buffers up to this size are kept for reuse; larger ones are let go. */
 const SPARE_LIMIT = 1024 * 1024;
 

@@ -1,11 +1,17 @@
 /**
  * The payload copies of `src/_copy.ts`: the same bytes as `set()` for every
  * alignment and size around the thresholds, and buffers from `bufferFor`
- * placed so the copy is aligned alike (on Bun, where that matters).
+ * placed so the copy is aligned alike (on Bun, where that matters), and the
+ * reuse of a buffer given back.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { bufferFor, copyInto } from "../src/_copy.ts";
+import {
+  bufferFor,
+  copyInto,
+  giveBack,
+  reusableBufferFor,
+} from "../src/_copy.ts";
 
 const onBun = typeof (globalThis as { Bun?: unknown }).Bun !== "undefined";
 const SIZES = [0, 1, 15, 2047, 2048, 2049, 4095, 4096, 4097, 6150, 65536];
@@ -67,5 +73,31 @@ describe("bufferFor", () => {
         }
       }
     }
+  });
+});
+
+describe("reusableBufferFor and giveBack", () => {
+  test("the buffer given back serves the next call that fits, once; one over 1 MiB is not kept", () => {
+    const bytes = source(70_000, 3);
+    reusableBufferFor(1, 0, bytes); // takes what other tests gave back
+    const first = reusableBufferFor(70_008, 8, bytes);
+    giveBack(first);
+    const second = reusableBufferFor(65_544, 8, bytes);
+    assert.equal(second.buffer, first.buffer);
+    assert.equal(second.length, 65_544);
+    assert.equal(Object.getPrototypeOf(second), Uint8Array.prototype);
+    if (onBun) {
+      assert.equal((second.byteOffset + 8 - bytes.byteOffset) & 15, 0);
+    }
+    // Taken: the next call gets a new buffer, until this one is given back.
+    assert.notEqual(reusableBufferFor(100, 8, bytes).buffer, first.buffer);
+    giveBack(second);
+    // Too small for this one: a new buffer, and the spare stays.
+    assert.notEqual(reusableBufferFor(80_000, 8, bytes).buffer, first.buffer);
+    assert.equal(reusableBufferFor(100, 8, bytes).buffer, first.buffer);
+    // Over 1 MiB: not kept.
+    const large = reusableBufferFor(1_100_000, 8, bytes);
+    giveBack(large);
+    assert.notEqual(reusableBufferFor(100, 8, bytes).buffer, large.buffer);
   });
 });
