@@ -55,8 +55,11 @@ export function bufferFor(
 ): Uint8Array {
   if (!CAREFUL || source.length < LARGE) return new Uint8Array(size);
   const pad = (source.byteOffset - at) & 15;
-  // A plain Uint8Array, not Bun's Buffer: messages are made here too.
+  // A plain Uint8Array, not Bun's Buffer: messages are made here too. Their
+  // `buffer` shows the pad, so it is zeroed: it must not show old bytes
+  // (another connection's, say) to code that reads past the view.
   const buffer = allocUnzeroed(pad + size);
+  buffer.fill(0, 0, pad);
   return new Uint8Array(buffer.buffer, buffer.byteOffset + pad, size);
 }
 

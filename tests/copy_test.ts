@@ -63,6 +63,12 @@ describe("bufferFor", () => {
           if (!onBun || length < 4096) {
             assert.ok(buffer.every((byte) => byte === 0));
           }
+          // Bytes before the view (its pad) are zeroed, never old memory.
+          assert.ok(
+            new Uint8Array(buffer.buffer, 0, buffer.byteOffset).every((b) =>
+              b === 0
+            ),
+          );
           const aligned = (buffer.byteOffset + at - bytes.byteOffset) % 16;
           if (onBun && length >= 4096) {
             assert.equal((aligned + 16) % 16, 0, `${from} → ${at}`);
