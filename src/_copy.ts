@@ -18,7 +18,7 @@
  * aligned alike ({@link bufferFor}). A message assembled from its parts gets
  * a buffer placed for its second part; the parts after it then lie alike as
  * well when the reads between them are multiples of 16 bytes, as Bun's full
- * 512 KiB reads are (16 MiB echoed on Bun: 0.74x to 0.92x Bun native). A large
+ * 512 KiB reads are (16 MiB echoed on Bun: 0.74x to 0.91-0.94x Bun native). A large
  * copy that still is not aligned alike ({@link copyInto}) goes in 2 KiB steps,
  * under the threshold, at about 10 GB/s whatever the alignment.
  *
@@ -45,8 +45,9 @@ const STEP = 2048;
 /**
  * A new buffer of `size` bytes, into which `source` will be copied at `at`
  * and the caller writes all the other bytes: on Bun, an unzeroed view into a
- * buffer up to 15 bytes larger, placed so that the copy is aligned alike.
- * Always a plain `Uint8Array` (never Bun's `Buffer`).
+ * buffer up to 15 bytes larger (those bytes, before the view, zeroed), placed
+ * so that the copy is aligned alike. Always a plain `Uint8Array` (never Bun's
+ * `Buffer`).
  */
 export function bufferFor(
   size: number,
