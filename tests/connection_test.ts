@@ -20,6 +20,7 @@ import {
   type TakeoverOptions,
   type WebSocketConnection,
 } from "../src/connection.ts";
+import type { ByteChannel } from "../src/byte_channel.ts";
 import { ConnectionClosedError, ProtocolError } from "../src/errors.ts";
 import { runScript } from "./reliability/_child.ts";
 import { frameHeaderSize, Opcode } from "../src/frame.ts";
@@ -1735,6 +1736,63 @@ describe("WebSocketConnection backpressure", () => {
           assertSameBytes(message, numbered(i), `message ${i}`)
         );
         await shutdown(conn, peer);
+      }),
+    );
+
+    test(
+      `${role} send() resolves at once while at most 64 KiB waits to be written, and waits once more does, until the channel drains`,
+      bounded(async () => {
+        // A channel that takes every write and drains only when told.
+        let drain = Promise.withResolvers<void>();
+        const writes: number[] = [];
+        const channel: ByteChannel & { bufferedAmount: number } = {
+          read: () => new Promise<never>(() => {}),
+          write(bytes) {
+            writes.push(bytes.length);
+            this.bufferedAmount += bytes.length;
+          },
+          bufferedAmount: 0,
+          drained() {
+            return this.bufferedAmount === 0
+              ? Promise.resolve()
+              : drain.promise;
+          },
+          closeWrite: () => Promise.resolve(),
+          close() {},
+          onWriteError() {},
+          localAddr: null,
+          remoteAddr: null,
+        };
+        const { readable, writable } = new TransformStream<Uint8Array>();
+        const conn = takeover({ readable, writable, channel }, {
+          role,
+          keepalive: false,
+          closeTimeout: 100,
+        });
+        // Payloads whose frames are exactly 64 KiB: each is written at once.
+        const size = 64 * KiB - frameHeaderSize(60 * KiB, role === "client");
+        // 64 KiB on the channel is not more than 64 KiB: this resolves.
+        assert.equal(
+          await settlesWithin(conn.send(pattern(size, 1)), 20),
+          true,
+        );
+        assert.deepEqual(writes, [64 * KiB]);
+        // 128 KiB is: this one waits, and so does the next, however small.
+        const second = conn.send(pattern(size, 2));
+        assert.equal(await settlesWithin(second, 20), false);
+        assert.deepEqual(writes, [64 * KiB, 64 * KiB]);
+        const third = conn.send(pattern(1, 3));
+        assert.equal(await settlesWithin(third, 20), false);
+        // The channel drains: both resolve.
+        channel.bufferedAmount = 0;
+        drain.resolve();
+        drain = Promise.withResolvers<void>();
+        assert.equal(
+          await settlesWithin(Promise.all([second, third]), 200),
+          true,
+        );
+        // No peer answers the close: it ends at closeTimeout.
+        assert.equal((await within(1_000, conn.close())).code, 1006);
       }),
     );
 
