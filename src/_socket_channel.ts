@@ -23,6 +23,16 @@ export interface ChannelReader {
   failed(error: unknown): void;
 }
 
+/**
+ * Told when a write fails (see {@link SocketChannel.tellWriteFailures}): an
+ * object with a method, so that a connection registers itself without
+ * making a closure.
+ */
+export interface WriteFailureListener {
+  /** A write failed: the socket is gone. */
+  writeFailed(error: unknown): void;
+}
+
 /** The error of a write to a channel that is closed. */
 export const closedError = (): Error =>
   new Error("Cannot write to a closed transport");
@@ -39,7 +49,8 @@ export abstract class SocketChannel implements ByteChannel, Transport {
   /** The write failure, once there is one. */
   failure: { error: unknown } | null = null;
   #waiters: PromiseWithResolvers<void>[] | null = null;
-  #onWriteError: ((error: unknown) => void) | null = null;
+  #onWriteError: ((error: unknown) => void) | WriteFailureListener | null =
+    null;
   #streams: ReturnType<typeof streamsOverChannel> | null = null;
 
   abstract readonly localAddr: Address | null;
@@ -101,6 +112,11 @@ export abstract class SocketChannel implements ByteChannel, Transport {
     this.#onWriteError = callback;
   }
 
+  /** Like {@link onWriteError}, with a listener object instead. */
+  tellWriteFailures(listener: WriteFailureListener): void {
+    this.#onWriteError = listener;
+  }
+
   /** Throws unless a write may be queued. */
   protected checkWritable(): void {
     if (this.failure !== null) throw this.failure.error;
@@ -128,6 +144,8 @@ export abstract class SocketChannel implements ByteChannel, Transport {
     this.failure = { error };
     this.close();
     this.settle();
-    this.#onWriteError?.(error);
+    const listener = this.#onWriteError;
+    if (typeof listener === "function") listener(error);
+    else listener?.writeFailed(error);
   }
 }

@@ -28,7 +28,11 @@ import {
 } from "./protocol.ts";
 import { BYTES_TAKEN } from "./_copy.ts";
 import { DeadlineQueues } from "./_deadline_queue.ts";
-import { type ChannelReader, SocketChannel } from "./_socket_channel.ts";
+import {
+  type ChannelReader,
+  SocketChannel,
+  type WriteFailureListener,
+} from "./_socket_channel.ts";
 import type { Address } from "./transport.ts";
 import { Utf8Decoder } from "./utf8.ts";
 
@@ -269,7 +273,7 @@ interface PendingPing {
 export class WebSocketConnection {
   readonly #protocol: Protocol;
   /** The protocol's handler, and the reader of the channel's bytes. */
-  readonly #events: ProtocolHandler & ChannelReader;
+  readonly #events: ProtocolHandler & ChannelReader & WriteFailureListener;
   /** The transport's bytes: read one chunk at a time, written in batches. */
   readonly #channel: ByteChannel;
   // What is kept of the options (not the object: a server's carries all of
@@ -288,9 +292,15 @@ export class WebSocketConnection {
    */
   #inbox: Message[] = [];
   #inboxHead = 0;
-  /** A `next()` waiting for a message. */
-  #waiting: PromiseWithResolvers<IteratorResult<Message, undefined>> | null =
-    null;
+  /**
+   * A `next()` waiting for a message: its promise and how to settle it, kept
+   * in fields (an idle connection holds no resolvers object).
+   */
+  #waiting: Promise<IteratorResult<Message, undefined>> | null = null;
+  #resolveWaiting:
+    | ((result: IteratorResult<Message, undefined>) => void)
+    | null = null;
+  #rejectWaiting: ((error: unknown) => void) | null = null;
   /** Set when no more messages come: `null` error means a clean end. */
   #inboxEnd: { error: unknown } | null = null;
   #readable: ReadableStream<Message> | null = null;
@@ -332,7 +342,8 @@ export class WebSocketConnection {
    * The protocol's handler and the channel's reader: one small object per
    * connection, its methods on the prototype, instead of a closure per event.
    */
-  static #Events = class implements ProtocolHandler, ChannelReader {
+  static #Events = class
+    implements ProtocolHandler, ChannelReader, WriteFailureListener {
     constructor(readonly connection: WebSocketConnection) {}
     message(data: Message): void {
       this.connection.#onMessage(data);
@@ -354,6 +365,9 @@ export class WebSocketConnection {
     }
     failed(): void {
       this.connection.#reading = false;
+      this.connection.#onTransportError();
+    }
+    writeFailed(): void {
       this.connection.#onTransportError();
     }
   };
@@ -406,11 +420,13 @@ export class WebSocketConnection {
     this.#head = options.head && options.head.length > 0 ? options.head : null;
     this.#closeTimeout = options.closeTimeout ?? DEFAULT_CLOSE_TIMEOUT;
     this.#channel = channelOf(stream);
-    this.#channel.onWriteError(() => this.#onTransportError());
+    this.#events = new WebSocketConnection.#Events(this);
+    if (this.#channel instanceof SocketChannel) {
+      this.#channel.tellWriteFailures(this.#events);
+    } else this.#channel.onWriteError(() => this.#onTransportError());
     this.#openIn = options.openIn;
     this.#openIn?.add(this);
 
-    this.#events = new WebSocketConnection.#Events(this);
     this.#protocol = new Protocol({
       role: options.role,
       maxMessageSize: options.maxMessageSize,
@@ -978,10 +994,20 @@ export class WebSocketConnection {
         : Promise.reject(end.error);
     }
     if (this.#waiting === null) {
-      this.#waiting = Promise.withResolvers();
+      this.#waiting = new Promise((resolve, reject) => {
+        this.#resolveWaiting = resolve;
+        this.#rejectWaiting = reject;
+      });
       this.#readMore();
     }
-    return this.#waiting.promise;
+    return this.#waiting;
+  }
+
+  /** The waiting `next()` is settled (by the caller, next). */
+  #stopWaiting(): void {
+    this.#waiting = null;
+    this.#resolveWaiting = null;
+    this.#rejectWaiting = null;
   }
 
   get #queued(): number {
@@ -1056,11 +1082,12 @@ export class WebSocketConnection {
       this.#inbox = [];
       this.#inboxHead = 0;
     }
-    const waiting = this.#waiting;
-    this.#waiting = null;
-    if (waiting === null) return;
-    if (error === null) waiting.resolve({ done: true, value: undefined });
-    else waiting.reject(error);
+    if (this.#waiting === null) return;
+    const resolve = this.#resolveWaiting!;
+    const reject = this.#rejectWaiting!;
+    this.#stopWaiting();
+    if (error === null) resolve({ done: true, value: undefined });
+    else reject(error);
   }
 
   /**
@@ -1076,10 +1103,10 @@ export class WebSocketConnection {
   #onMessage(data: Message): void {
     this.#messagesReceived++;
     if (this.#readableDone) return;
-    const waiting = this.#waiting;
-    if (waiting !== null) {
-      this.#waiting = null;
-      waiting.resolve({ done: false, value: data });
+    if (this.#waiting !== null) {
+      const resolve = this.#resolveWaiting!;
+      this.#stopWaiting();
+      resolve({ done: false, value: data });
       return;
     }
     if (this.#draining && this.#queued >= this.#highWaterMark) {
