@@ -765,6 +765,40 @@ describe(`connect() over ${runtimeName()} sockets`, () => {
     }),
   );
 
+  test(
+    "connect learns of a reset from a failed write when it is not reading: closed says 1006",
+    bounded(async () => {
+      let hangUp!: () => void;
+      const hungUp = new Promise<void>((resolve) => (hangUp = resolve));
+      const { url } = await rawServer(async (transport) => {
+        const reader = transport.readable.getReader();
+        const { key } = await readRequest(reader);
+        const writer = transport.writable.getWriter();
+        await writer.write(concat(
+          encoder.encode(await switching(key)),
+          frame(Opcode.Text, encoder.encode("one")),
+          frame(Opcode.Text, encoder.encode("two")),
+        ));
+        // Reads nothing more; closing with unread bytes sends a reset.
+        await hungUp;
+        transport.close();
+      });
+      // Two messages fill an inbox of one: the client stops reading, so
+      // only its writes can tell it the peer is gone.
+      const client = await open(url, { highWaterMark: 1, keepalive: false });
+      await sleep(50);
+      // More than the kernel buffers of both ends take from a peer that
+      // does not read: part of it is still queued when the reset comes.
+      const sending = client.send(new Uint8Array(32 * 1024 * 1024));
+      sending.catch(() => {});
+      await sleep(50);
+      hangUp();
+      const info = await within(3_000, client.closed);
+      assert.equal(info.code, 1006);
+      assert.equal(info.wasClean, false);
+    }),
+  );
+
   // ---- large messages ----
 
   test(
