@@ -33,6 +33,10 @@ export interface WriteFailureListener {
   writeFailed(error: unknown): void;
 }
 
+type Streams = ReturnType<typeof streamsOverChannel>;
+/** The streams of the socket channels asked for them (see `#streams`). */
+const streamsOf = new WeakMap<SocketChannel, Streams>();
+
 /** The error of a write to a channel that is closed. */
 export const closedError = (): Error =>
   new Error("Cannot write to a closed transport");
@@ -51,7 +55,6 @@ export abstract class SocketChannel implements ByteChannel, Transport {
   #waiters: PromiseWithResolvers<void>[] | null = null;
   #onWriteError: ((error: unknown) => void) | WriteFailureListener | null =
     null;
-  #streams: ReturnType<typeof streamsOverChannel> | null = null;
 
   abstract readonly localAddr: Address | null;
   abstract readonly remoteAddr: Address | null;
@@ -91,12 +94,24 @@ export abstract class SocketChannel implements ByteChannel, Transport {
 
   /** Bytes received, as a stream (made on first use). */
   get readable(): ReadableStream<Uint8Array> {
-    return (this.#streams ??= streamsOverChannel(this)).readable;
+    return this.#streams.readable;
   }
 
   /** Bytes to send, as a stream (made on first use). */
   get writable(): WritableStream<Uint8Array> {
-    return (this.#streams ??= streamsOverChannel(this)).writable;
+    return this.#streams.writable;
+  }
+
+  // Kept aside, not in a field: few channels are ever asked for streams,
+  // and one field less keeps a Bun connection's channel in a smaller size
+  // class of JavaScriptCore's heap (160 bytes instead of 224).
+  get #streams(): Streams {
+    let streams = streamsOf.get(this);
+    if (streams === undefined) {
+      streams = streamsOverChannel(this);
+      streamsOf.set(this, streams);
+    }
+    return streams;
   }
 
   drained(): Promise<void> {
