@@ -176,8 +176,6 @@ const ZERO_COPY_LIMIT = 256 * 1024;
  * ```
  */
 export class Protocol {
-  /** Our end of the connection. */
-  readonly role: Role;
   readonly #handler: ProtocolHandler;
   readonly #decoder: FrameDecoder;
   readonly #maxMessageSize: number;
@@ -196,11 +194,9 @@ export class Protocol {
   #part: Uint8Array | null = null;
   #parts: Uint8Array[] | null = null; // once there are two or more
   #text: Utf8Decoder | null = null;
-  // The frame being received.
-  #frameOpcode = 0;
-  #frameFin = false;
-  #frameLength = 0;
-  #frameParts = 0;
+  // The frame being received: its header, the decoder's, which stays as it
+  // is until the frame's end.
+  #frame: FrameHeader | null = null;
   #control: Uint8Array[] | null = null;
 
   // The outgoing fragmented message, if one is being sent.
@@ -231,7 +227,6 @@ export class Protocol {
    * @param handler Where events and outgoing bytes go.
    */
   constructor(options: ProtocolOptions, handler: ProtocolHandler) {
-    this.role = options.role;
     this.#handler = handler;
     this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
     this.#maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
@@ -242,6 +237,11 @@ export class Protocol {
       masked: options.role === "server",
       allowedRsv: options.allowedRsv ?? 0,
     });
+  }
+
+  /** Our end of the connection (only a client masks what it sends). */
+  get role(): Role {
+    return this.#nextMask === null ? "server" : "client";
   }
 
   /** Where the protocol stands. */
@@ -520,10 +520,7 @@ export class Protocol {
 
   #frameStart(header: FrameHeader): void {
     const opcode = header.opcode;
-    this.#frameOpcode = opcode;
-    this.#frameFin = header.fin;
-    this.#frameLength = header.length;
-    this.#frameParts = 0;
+    this.#frame = header;
     if (opcode >= 8) {
       this.#control = null;
       return;
@@ -563,8 +560,8 @@ export class Protocol {
 
   #framePayload(chunk: Uint8Array): void {
     if (this.#closeReceived) return;
-    this.#frameParts++;
-    if (this.#frameOpcode >= 8) {
+    const frame = this.#frame!;
+    if (frame.opcode >= 8) {
       (this.#control ??= []).push(chunk);
       return;
     }
@@ -572,8 +569,7 @@ export class Protocol {
       // A text message in one frame that arrived whole is decoded at its end,
       // in one call; anything else is checked as it arrives, to fail fast.
       if (
-        this.#fragments === 1 && this.#frameFin &&
-        chunk.length === this.#frameLength
+        this.#fragments === 1 && frame.fin && chunk.length === frame.length
       ) {
         this.#part = chunk;
         return;
@@ -589,14 +585,15 @@ export class Protocol {
 
   #frameEnd(): void {
     if (this.#closeReceived) return;
-    const opcode = this.#frameOpcode;
+    const frame = this.#frame!;
+    const opcode = frame.opcode;
     if (opcode >= 8) {
       const parts = this.#control ?? [];
       this.#control = null;
-      this.#controlFrame(opcode, concat(parts, this.#frameLength));
+      this.#controlFrame(opcode, concat(parts, frame.length));
       return;
     }
-    if (!this.#frameFin) return;
+    if (!frame.fin) return;
     let message: Message;
     const part = this.#part, parts = this.#parts;
     if (this.#messageOpcode === Opcode.Text) {
