@@ -240,6 +240,12 @@ const nextMacrotask: (task: () => void) => void =
 const resolved = Promise.resolve();
 /** Shared by every connection without extensions (never changed). */
 const NO_EXTENSIONS: ExtensionOffer[] = [];
+/**
+ * The empty inbox, shared (frozen: a push to it would throw, not leak a
+ * message to other connections): most connections, idle or with a reader
+ * waiting, have no message queued, and need no array of their own.
+ */
+const NO_MESSAGES = Object.freeze([]) as unknown as Message[];
 /** Taken messages at the inbox's front before it is compacted. */
 const INBOX_COMPACT = 64;
 
@@ -325,7 +331,7 @@ export class WebSocketConnection {
    * (the socket is read only while there is room). `readable` and async
    * iteration both take from here; the streams are made on first use.
    */
-  #inbox: Message[] = [];
+  #inbox: Message[] = NO_MESSAGES;
   #inboxHead = 0;
   /**
    * A `next()` waiting for a message: its promise and how to settle it, kept
@@ -1164,7 +1170,7 @@ export class WebSocketConnection {
       const value = this.#inbox[this.#inboxHead]!;
       this.#inbox[this.#inboxHead++] = undefined as unknown as Message;
       if (this.#inboxHead === this.#inbox.length) {
-        this.#inbox = [];
+        this.#inbox = NO_MESSAGES;
         this.#inboxHead = 0;
       } else if (this.#inboxHead >= INBOX_COMPACT) {
         // A queue that never empties would otherwise grow a hole at its front.
@@ -1259,7 +1265,7 @@ export class WebSocketConnection {
   /** The application stopped reading: like WebSocketStream, that closes. */
   #stopReading(): void {
     this.#readableDone = true;
-    this.#inbox = [];
+    this.#inbox = NO_MESSAGES;
     this.#inboxHead = 0;
     this.#endInbox(null);
     void this.close();
@@ -1270,7 +1276,7 @@ export class WebSocketConnection {
     if (this.#inboxEnd !== null) return;
     this.#inboxEnd = { error };
     if (error !== null) {
-      this.#inbox = [];
+      this.#inbox = NO_MESSAGES;
       this.#inboxHead = 0;
     }
     if (this.#waiting === null) return;
@@ -1309,7 +1315,8 @@ export class WebSocketConnection {
         return;
       }
     }
-    this.#inbox.push(data);
+    if (this.#inbox === NO_MESSAGES) this.#inbox = [data];
+    else this.#inbox.push(data);
   }
 
   #onPong(payload: Uint8Array): void {
