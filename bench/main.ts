@@ -53,6 +53,8 @@ const USAGE = `deno task bench [options]
   --modes a,b      ${MODES.map((mode) => mode.name).join(", ")}
   --systems x,y    ${[...SERVERS, ...CLIENTS].map((s) => s.name).join(", ")}
   --idle-conns N   connections of the memory mode (default 10000)
+  --idle-warm N    handshakes before the memory mode measures, 100 at a time
+                   (default 3000)
   --quick          one short run of everything (smoke test)
   --profile        profile our server/client under the modes (default echo64)
                    with --cpu-prof, and print where the time goes`;
@@ -62,6 +64,7 @@ interface Options {
   seconds: number;
   warmup: number;
   idleConns: number;
+  idleWarm: number;
   modes: readonly Mode[];
   systems: Set<string> | null;
   profile: boolean;
@@ -75,6 +78,7 @@ function readOptions(): Options {
       seconds: { type: "string" },
       warmup: { type: "string" },
       "idle-conns": { type: "string" },
+      "idle-warm": { type: "string" },
       modes: { type: "string" },
       systems: { type: "string" },
       quick: { type: "boolean", default: false },
@@ -115,6 +119,7 @@ function readOptions(): Options {
     seconds: number(values.seconds, quick ? 1 : 2),
     warmup: number(values.warmup, quick ? 0.5 : 1),
     idleConns: number(values["idle-conns"], quick ? 1000 : 10_000),
+    idleWarm: number(values["idle-warm"], quick ? 300 : 3000),
     modes: MODES.filter((mode) =>
       modeNames === null
         ? !profile || mode.name === "echo64"
@@ -161,7 +166,10 @@ function loadArgs(
   pid: number,
 ): string[] {
   const load = { ...mode.load };
-  if (mode.load.mode === "idle") load.conns = options.idleConns;
+  if (mode.load.mode === "idle") {
+    load.conns = options.idleConns;
+    load.warm = options.idleWarm;
+  }
   const args = ["--port", String(port), "--pid", String(pid)];
   for (const [name, value] of Object.entries(load)) {
     args.push(`--${name}`, String(value));
