@@ -98,6 +98,30 @@ describe("HeadParser", () => {
     assert.deepEqual(result.rest, FRAMES);
   });
 
+  test("a head a HeadParser read is checked again when parsed within other limits", () => {
+    const text = "GET / HTTP/1.1\r\nHost: a\r\nX-A: 1\r\nX-B: 2\r\n\r\n";
+    const { head } = new HeadParser().push(encoder.encode(text))!;
+    // Within the limits it was read with (the defaults), it parses.
+    assert.equal(parseRequestHead(head).headers.get("x-b"), "2");
+    // Tighter ones refuse it, as they would have refused it when read.
+    assert.throws(
+      () => parseRequestHead(head, { maxHeaderCount: 2 }),
+      (error) => error instanceof HandshakeError && error.status === 431,
+    );
+    // "Host: abc" is 9 bytes: read within 9, refused within 8.
+    const tight = new HeadParser({ maxLineLength: 9 }).push(
+      encoder.encode("GET / HTTP/1.1\r\nHost: abc\r\n\r\n"),
+    )!;
+    assert.throws(
+      () => parseRequestHead(tight.head, { maxLineLength: 8 }),
+      (error) => error instanceof HandshakeError && error.status === 431,
+    );
+    assert.equal(
+      parseRequestHead(tight.head, { maxLineLength: 9 }).headers.get("host"),
+      "abc",
+    );
+  });
+
   test("HeadParser returns an empty rest when the chunk ends with the head", () => {
     const result = new HeadParser().push(encoder.encode(REQUEST));
     assert.ok(result);
