@@ -8,6 +8,9 @@
 import type { ByteChannel } from "./byte_channel.ts";
 import { HandshakeError } from "./errors.ts";
 import { type HeadLimits, HeadParser } from "./http1.ts";
+import { type ChannelReader, SocketChannel } from "./_socket_channel.ts";
+
+type Head = { head: Uint8Array; rest: Uint8Array };
 
 /**
  * Reads until a whole HTTP head has arrived and returns it with the bytes
@@ -22,12 +25,32 @@ import { type HeadLimits, HeadParser } from "./http1.ts";
  * @throws {HandshakeError} 400 when the stream ends first; the parser's
  * errors; the signal's reason when aborted.
  */
-export async function readHead(
+export function readHead(
   channel: ByteChannel,
   limits: Partial<HeadLimits> | undefined,
   signal?: AbortSignal,
-): Promise<{ head: Uint8Array; rest: Uint8Array }> {
-  const parser = new HeadParser(limits);
+): Promise<Head> {
+  let parser: HeadParser;
+  try {
+    parser = new HeadParser(limits);
+  } catch (error) {
+    return Promise.reject(error);
+  }
+  if (signal === undefined && channel instanceof SocketChannel) {
+    // A server's every connection: one promise, and no async function's
+    // frame or promise per read.
+    return new Promise((resolve, reject) =>
+      channel.readTo(new HeadReader(channel, parser, resolve, reject))
+    );
+  }
+  return readWithPromises(channel, parser, signal);
+}
+
+async function readWithPromises(
+  channel: ByteChannel,
+  parser: HeadParser,
+  signal: AbortSignal | undefined,
+): Promise<Head> {
   if (signal === undefined) {
     while (true) {
       const result = parser.push(headBytes(await channel.read()));
@@ -61,4 +84,29 @@ function headBytes(bytes: Uint8Array | null): Uint8Array {
     );
   }
   return bytes;
+}
+
+/** Reads a socket channel with {@link SocketChannel.readTo} until the head is in. */
+class HeadReader implements ChannelReader {
+  constructor(
+    readonly channel: SocketChannel,
+    readonly parser: HeadParser,
+    readonly resolve: (head: Head) => void,
+    readonly reject: (error: unknown) => void,
+  ) {}
+
+  received(bytes: Uint8Array | null): void {
+    let result: Head | null;
+    try {
+      result = this.parser.push(headBytes(bytes));
+    } catch (error) {
+      return this.reject(error);
+    }
+    if (result !== null) this.resolve(result);
+    else this.channel.readTo(this);
+  }
+
+  failed(error: unknown): void {
+    this.reject(error);
+  }
 }
