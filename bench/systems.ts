@@ -101,6 +101,13 @@ export const SERVERS: readonly System[] = [
     modes: ["memory"],
   },
   {
+    name: "deno-listen-floor",
+    label: "Deno.listen answering the handshake only (floor)",
+    group: "deno",
+    argv: deno("servers/deno_listen_floor.ts"),
+    modes: ["handshake"],
+  },
+  {
     name: "ws-node",
     label: "ws on Node",
     group: "node",
