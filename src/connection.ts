@@ -221,6 +221,18 @@ export interface SendOptions {
 }
 
 const DEFAULT_CLOSE_TIMEOUT = 10_000;
+const DEFAULT_HIGH_WATER_MARK = 16;
+
+// The bits of a connection's `#flags` below its state.
+const ENDED = 1;
+const READING = 2;
+const FLUSH_SCHEDULED = 4;
+const FRAGMENTING = 8;
+/** Keepalive is a server's default (SERVER_KEEPALIVE). */
+const SERVER_KEEPALIVE_FLAG = 16;
+/** Where the state sits in `#flags`: its index in STATES. */
+const STATE_SHIFT = 5;
+const STATES: readonly ConnectionState[] = ["open", "closing", "closed"];
 const SERVER_KEEPALIVE: KeepaliveOptions = { interval: 30_000 };
 const encoder = new TextEncoder();
 
@@ -265,6 +277,8 @@ interface PendingPing {
  * Bun server, 224 bytes instead of 432).
  */
 class RareState {
+  highWaterMark = DEFAULT_HIGH_WATER_MARK;
+  keepalive: KeepaliveOptions | null = null;
   agreedProtocol = "";
   maxMessageSize = DEFAULT_MAX_MESSAGE_SIZE;
   closeTimeout = DEFAULT_CLOSE_TIMEOUT;
@@ -320,7 +334,11 @@ class RareState {
 export class WebSocketConnection {
   readonly #protocol: Protocol;
   /** The protocol's handler, and the reader of the channel's bytes. */
-  readonly #events: ProtocolHandler & ChannelReader & WriteFailureListener;
+  readonly #events:
+    & ProtocolHandler
+    & ChannelReader
+    & WriteFailureListener
+    & { readonly openIn: Set<WebSocketConnection> | undefined };
   /** The transport's bytes: read one chunk at a time, written in batches. */
   readonly #channel: ByteChannel;
   // What is kept of the options (not the object: a server's carries all of
@@ -338,35 +356,88 @@ export class WebSocketConnection {
    * in fields (an idle connection holds no resolvers object).
    */
   #waiting: Promise<IteratorResult<Message, undefined>> | null = null;
+  /** Settles `#waiting`; an error settles it with a rejected promise. */
   #resolveWaiting:
-    | ((result: IteratorResult<Message, undefined>) => void)
+    | ((result: IteratorResult<Message, undefined> | Promise<never>) => void)
     | null = null;
-  #rejectWaiting: ((error: unknown) => void) | null = null;
-  /** Whether the connection is over (its socket closed, or only lingering). */
-  #ended = false;
-  #openIn: Set<WebSocketConnection> | undefined;
-  #state: ConnectionState = "open";
-  /** Whether a read of the channel is under way. */
-  #reading = false;
   #sendTail: Promise<void> = resolved;
   /** Sends waiting in `#sendTail`; with none, a send may go out at once. */
   #sendsQueued = 0;
   /** Corked frames, not yet handed to the transport (see CORK_LIMIT). */
   #corked: Uint8Array[] | null = null;
   #corkedBytes = 0;
-  #flushScheduled = false;
-  #keepalive: KeepaliveOptions | null = null;
-  /** Whether a message sent with `fin: false` awaits its last fragment. */
-  #fragmenting = false;
   #bytesReceived = 0;
   #bytesSent = 0;
   #messagesReceived = 0;
   #messagesSent = 0;
 
+  /**
+   * Five booleans and the state in one number (the constants from ENDED to
+   * STATE_SHIFT), not six fields: with 18 fields or fewer, a connection is
+   * in JavaScriptCore's 160-byte size class rather than 224.
+   */
+  #flags = 0;
+
+  /** Whether the connection is over (its socket closed, or only lingering). */
+  get #ended(): boolean {
+    return (this.#flags & ENDED) !== 0;
+  }
+  set #ended(on: boolean) {
+    this.#setFlag(ENDED, on);
+  }
+  /** Whether a read of the channel is under way. */
+  get #reading(): boolean {
+    return (this.#flags & READING) !== 0;
+  }
+  set #reading(on: boolean) {
+    this.#setFlag(READING, on);
+  }
+  /** Whether the connection is due in the next `#flushAll`. */
+  get #flushScheduled(): boolean {
+    return (this.#flags & FLUSH_SCHEDULED) !== 0;
+  }
+  set #flushScheduled(on: boolean) {
+    this.#setFlag(FLUSH_SCHEDULED, on);
+  }
+  /** Whether a message sent with `fin: false` awaits its last fragment. */
+  get #fragmenting(): boolean {
+    return (this.#flags & FRAGMENTING) !== 0;
+  }
+  set #fragmenting(on: boolean) {
+    this.#setFlag(FRAGMENTING, on);
+  }
+  #setFlag(flag: number, on: boolean): void {
+    this.#flags = on ? this.#flags | flag : this.#flags & ~flag;
+  }
+  get #state(): ConnectionState {
+    return STATES[this.#flags >>> STATE_SHIFT]!;
+  }
+  set #state(state: ConnectionState) {
+    this.#flags = (this.#flags & ((1 << STATE_SHIFT) - 1)) |
+      (STATES.indexOf(state) << STATE_SHIFT);
+  }
+  /** Keepalive's settings: a server's default is a flag, others rare. */
+  get #keepalive(): KeepaliveOptions | null {
+    if ((this.#flags & SERVER_KEEPALIVE_FLAG) !== 0) return SERVER_KEEPALIVE;
+    return this.#rare === null ? null : this.#rare.keepalive;
+  }
+  set #keepalive(keepalive: KeepaliveOptions | null) {
+    this.#setFlag(SERVER_KEEPALIVE_FLAG, keepalive === SERVER_KEEPALIVE);
+    if (keepalive !== SERVER_KEEPALIVE) this.#more.keepalive = keepalive;
+  }
+
   /** The rarely needed state (see {@link RareState}), made on first set. */
   #rare: RareState | null = null;
   get #more(): RareState {
     return this.#rare ??= new RareState();
+  }
+  get #highWaterMark(): number {
+    return this.#rare === null
+      ? DEFAULT_HIGH_WATER_MARK
+      : this.#rare.highWaterMark;
+  }
+  set #highWaterMark(value: number) {
+    this.#more.highWaterMark = value;
   }
   get #agreedProtocol(): string {
     return this.#rare === null ? "" : this.#rare.agreedProtocol;
@@ -529,7 +600,11 @@ export class WebSocketConnection {
    */
   static #Events = class
     implements ProtocolHandler, ChannelReader, WriteFailureListener {
-    constructor(readonly connection: WebSocketConnection) {}
+    constructor(
+      readonly connection: WebSocketConnection,
+      /** The set the connection is kept in while open (room to spare here). */
+      readonly openIn: Set<WebSocketConnection> | undefined,
+    ) {}
     message(data: Message): void {
       this.connection.#onMessage(data);
     }
@@ -591,7 +666,10 @@ export class WebSocketConnection {
     checkPositive("maxFragments", options.maxFragments);
     checkPositive("closeTimeout", options.closeTimeout);
     checkPositive("highWaterMark", options.highWaterMark);
-    this.#highWaterMark = options.highWaterMark ?? 16;
+    const { highWaterMark } = options;
+    if (
+      highWaterMark !== undefined && highWaterMark !== DEFAULT_HIGH_WATER_MARK
+    ) this.#highWaterMark = highWaterMark;
     if (options.keepalive) {
       checkPositive("keepalive.interval", options.keepalive.interval);
       checkPositive("keepalive.timeout", options.keepalive.timeout);
@@ -613,12 +691,11 @@ export class WebSocketConnection {
       this.#closeTimeout = closeTimeout;
     }
     this.#channel = channelOf(stream);
-    this.#events = new WebSocketConnection.#Events(this);
+    this.#events = new WebSocketConnection.#Events(this, options.openIn);
     if (this.#channel instanceof SocketChannel) {
       this.#channel.tellWriteFailures(this.#events);
     } else this.#channel.onWriteError(() => this.#onTransportError());
-    this.#openIn = options.openIn;
-    this.#openIn?.add(this);
+    options.openIn?.add(this);
 
     this.#protocol = new Protocol({
       role: options.role,
@@ -1189,12 +1266,11 @@ export class WebSocketConnection {
     if (this.#waiting === null) {
       // Not `new Promise(executor)`: on Bun its resolvers share a scope
       // object that would stay with an idle connection; these do not.
-      const { promise, resolve, reject } = Promise.withResolvers<
+      const { promise, resolve } = Promise.withResolvers<
         IteratorResult<Message, undefined>
       >();
       this.#waiting = promise;
       this.#resolveWaiting = resolve;
-      this.#rejectWaiting = reject;
       this.#readMore();
     }
     return this.#waiting;
@@ -1204,7 +1280,6 @@ export class WebSocketConnection {
   #stopWaiting(): void {
     this.#waiting = null;
     this.#resolveWaiting = null;
-    this.#rejectWaiting = null;
   }
 
   get #queued(): number {
@@ -1281,10 +1356,11 @@ export class WebSocketConnection {
     }
     if (this.#waiting === null) return;
     const resolve = this.#resolveWaiting!;
-    const reject = this.#rejectWaiting!;
     this.#stopWaiting();
-    if (error === null) resolve({ done: true, value: undefined });
-    else reject(error);
+    // A rejected promise rejects it: no field for its reject function.
+    resolve(
+      error === null ? { done: true, value: undefined } : Promise.reject(error),
+    );
   }
 
   /**
@@ -1374,8 +1450,6 @@ export class WebSocketConnection {
     this.#failTimer = setTimeout(() => this.#failNow(true), this.#closeTimeout);
     this.#failWhenDrained();
   }
-
-  readonly #highWaterMark: number;
 
   /** Fails once `readable`'s queue is empty, after the application's turn. */
   #failWhenDrained(): void {
@@ -1534,7 +1608,7 @@ export class WebSocketConnection {
   #settle(): void {
     if (this.#ended) return;
     this.#ended = true;
-    this.#openIn?.delete(this);
+    this.#events.openIn?.delete(this);
     this.#closed?.resolve(this.#closeInfo!);
   }
 
