@@ -1168,7 +1168,15 @@ export class WebSocketConnection {
   static #flushAll = (): void => {
     const due = WebSocketConnection.#flushDue;
     WebSocketConnection.#flushDue = [];
-    for (const connection of due) connection.#onFlushTime();
+    for (const connection of due) {
+      try {
+        connection.#onFlushTime();
+      } catch {
+        // A channel that throws (a user's own ByteChannel) fails its own
+        // connection: the others due in this batch still flush.
+        connection.#onTransportError();
+      }
+    }
   };
 
   #onFlushTime(): void {

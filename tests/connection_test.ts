@@ -1797,6 +1797,53 @@ describe("WebSocketConnection backpressure", () => {
     );
 
     test(
+      `${role} connections flushed together: one whose channel throws fails alone, the others' frames go out`,
+      bounded(async () => {
+        // A user's ByteChannel whose bufferedAmount throws once the sends
+        // are made, so at flush time: the flush of every connection corked
+        // in the same turn runs in one batch.
+        const written: number[][] = [[], [], []];
+        let breaking = false;
+        const channelFor = (index: number, broken: boolean): ByteChannel => ({
+          read: () => new Promise<never>(() => {}),
+          write(bytes) {
+            written[index]!.push(bytes.length);
+          },
+          get bufferedAmount(): number {
+            if (broken && breaking) throw new Error("broken channel");
+            return 0;
+          },
+          drained: () => Promise.resolve(),
+          closeWrite: () => Promise.resolve(),
+          close() {},
+          onWriteError() {},
+          localAddr: null,
+          remoteAddr: null,
+        });
+        const conns = [false, true, false].map((broken, index) => {
+          const { readable, writable } = new TransformStream<Uint8Array>();
+          return takeover(
+            { readable, writable, channel: channelFor(index, broken) },
+            { role, keepalive: false, closeTimeout: 100 },
+          );
+        });
+        // Small sends are corked, and flushed together at the next macrotask.
+        for (const conn of conns) await conn.send("hi");
+        breaking = true;
+        const broken = conns[1]!;
+        const info = await within(1_000, broken.closed);
+        assert.equal(info.code, 1006);
+        await sleep(20);
+        assert.equal(written[0]!.length, 1, "the first connection's frame");
+        assert.equal(written[2]!.length, 1, "the last connection's frame");
+        for (const conn of [conns[0]!, conns[2]!]) {
+          assert.equal(conn.info.state, "open");
+          assert.equal((await within(1_000, conn.close())).code, 1006);
+        }
+      }),
+    );
+
+    test(
       `${role} send() stalls against a peer that does not read, with bounded buffering, and resumes when it reads`,
       bounded(async () => {
         const TOTAL = 40;
