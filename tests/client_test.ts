@@ -142,6 +142,19 @@ async function ended(reader: ReadableStreamDefaultReader<Uint8Array>) {
   }
 }
 
+/**
+ * Reads the request off a raw socket and answers with a correct 101 and
+ * `frames`, in one write; returns the socket's reader.
+ */
+async function upgradeWith(transport: Transport, ...frames: Uint8Array[]) {
+  const reader = transport.readable.getReader();
+  const { key } = await readRequest(reader);
+  await transport.writable.getWriter().write(
+    concat(encoder.encode(await switching(key)), ...frames),
+  );
+  return reader;
+}
+
 /** A correct 101 for `key`. */
 async function switching(key: string, extra = ""): Promise<string> {
   return "HTTP/1.1 101 Switching Protocols\r\n" +
@@ -740,15 +753,12 @@ describe(`connect() over ${runtimeName()} sockets`, () => {
     "connect delivers frames sent in the same write as the 101",
     bounded(async () => {
       const { url } = await rawServer(async (transport) => {
-        const reader = transport.readable.getReader();
-        const { key } = await readRequest(reader);
-        const writer = transport.writable.getWriter();
-        await writer.write(concat(
-          encoder.encode(await switching(key)),
+        const reader = await upgradeWith(
+          transport,
           frame(Opcode.Text, encoder.encode("first")),
           frame(Opcode.Binary, new Uint8Array([1, 2, 3])),
           frame(Opcode.Close, encodeClosePayload(1000, "done")),
-        ));
+        );
         // The client echoes the close; then the server closes TCP (§7.1.1).
         await reader.read();
         transport.close();
@@ -771,14 +781,11 @@ describe(`connect() over ${runtimeName()} sockets`, () => {
       let hangUp!: () => void;
       const hungUp = new Promise<void>((resolve) => (hangUp = resolve));
       const { url } = await rawServer(async (transport) => {
-        const reader = transport.readable.getReader();
-        const { key } = await readRequest(reader);
-        const writer = transport.writable.getWriter();
-        await writer.write(concat(
-          encoder.encode(await switching(key)),
+        await upgradeWith(
+          transport,
           frame(Opcode.Text, encoder.encode("one")),
           frame(Opcode.Text, encoder.encode("two")),
-        ));
+        );
         // Reads nothing more; closing with unread bytes sends a reset.
         await hungUp;
         transport.close();
