@@ -334,7 +334,11 @@ class RareState {
  */
 export class WebSocketConnection {
   readonly #protocol: Protocol;
-  /** The protocol's handler, and the reader of the channel's bytes. */
+  /**
+   * The protocol's handler, the reader of the channel's bytes and the
+   * listener for its write failures; it also holds the set the connection
+   * is kept in while open (`openIn`).
+   */
   readonly #events:
     & ProtocolHandler
     & ChannelReader
