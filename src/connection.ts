@@ -714,7 +714,12 @@ export class WebSocketConnection {
     const keepalive = options.keepalive ??
       (options.role === "server" ? SERVER_KEEPALIVE : false);
     if (keepalive) {
-      this.#keepalive = keepalive;
+      // A copy of the caller's settings: their object changed later must
+      // not change which deadline queue the connection leaves when it ends.
+      this.#keepalive = keepalive === SERVER_KEEPALIVE ? keepalive : {
+        interval: keepalive.interval,
+        timeout: keepalive.timeout,
+      };
       this.#scheduleKeepalive();
     }
   }
