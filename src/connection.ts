@@ -865,10 +865,12 @@ export class WebSocketConnection {
     ) {
       try {
         this.#sendNow(message, true, undefined);
+        // Inside the try: a user's channel may throw from bufferedAmount.
+        if (this.#hasRoom()) return resolved;
       } catch (error) {
         return Promise.reject(error);
       }
-      return this.#hasRoom() ? resolved : this.#flush();
+      return this.#flush();
     }
     return this.#send(message, options, null);
   }

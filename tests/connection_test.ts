@@ -1830,6 +1830,10 @@ describe("WebSocketConnection backpressure", () => {
         // Small sends are corked, and flushed together at the next macrotask.
         for (const conn of conns) await conn.send("hi");
         breaking = true;
+        // A send while the channel throws rejects; it does not throw.
+        const sending = conns[1]!.send("more");
+        assert.ok(sending instanceof Promise);
+        await assert.rejects(sending, /broken channel/);
         const broken = conns[1]!;
         const info = await within(1_000, broken.closed);
         assert.equal(info.code, 1006);
