@@ -140,6 +140,8 @@ export interface ProtocolHandler {
 }
 
 const encoder = new TextEncoder();
+/** The payload of a close frame without a code; never written to. */
+const NO_PAYLOAD = new Uint8Array(0);
 /** Strings longer than this are encoded separately rather than straight into the frame. */
 const INLINE_TEXT_LIMIT = 64 * 1024;
 /**
@@ -590,7 +592,14 @@ export class Protocol {
     if (opcode >= 8) {
       const parts = this.#control ?? [];
       this.#control = null;
-      this.#controlFrame(opcode, concat(parts, frame.length));
+      // A close payload is read here and let go: no copy of it. A ping's or
+      // a pong's goes to the handler, which may keep it.
+      this.#controlFrame(
+        opcode,
+        opcode === Opcode.Close && parts.length === 1
+          ? parts[0]!
+          : concat(parts, frame.length),
+      );
       return;
     }
     if (!frame.fin) return;
@@ -636,11 +645,12 @@ export class Protocol {
       if (!this.#closeSent) {
         // §5.5.1: "it MUST send a Close frame in response … typically echoing
         // the status code it received."
+        // The code's two bytes are the payload's first two, checked.
         this.#closeSent = true;
         this.#sendFrame(
           true,
           Opcode.Close,
-          code === 1005 ? new Uint8Array(0) : encodeClosePayload(code),
+          code === 1005 ? NO_PAYLOAD : payload.subarray(0, 2),
         );
       }
       this.#state = "closed";
