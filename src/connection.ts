@@ -243,6 +243,8 @@ const encoder = new TextEncoder();
  * frame is most of the speed of small messages.
  */
 const CORK_LIMIT = 64 * 1024;
+/** The first byte of every close frame: FIN, no RSV bits, opcode 8. */
+const CLOSE_FRAME_BYTE = 0x88;
 /** Frames at least this large are written as they are, never copied. */
 const COPY_LIMIT = 16 * 1024;
 /** Runs `task` after the current macrotask (Deno and Bun both have it). */
@@ -1158,7 +1160,11 @@ export class WebSocketConnection {
     this.#bytesSent += bytes.length;
     (this.#corked ??= []).push(bytes);
     this.#corkedBytes += bytes.length;
-    if (this.#corkedBytes >= CORK_LIMIT) {
+    // A close frame is the last: no reason to wait for the next macrotask,
+    // and a connection ending on the peer's close (every server connection's
+    // end, most often) then schedules no flush at all. A payload sent apart
+    // from its header that starts with this byte is only flushed early.
+    if (this.#corkedBytes >= CORK_LIMIT || bytes[0] === CLOSE_FRAME_BYTE) {
       this.#uncork();
       return this.#channel instanceof SocketChannel &&
         this.#channel.bufferedAmount === 0 && !this.#channel.closed;

@@ -1797,6 +1797,41 @@ describe("WebSocketConnection backpressure", () => {
     );
 
     test(
+      `${role} writes a close frame at once, with the frames corked before it, not at the next macrotask`,
+      bounded(async () => {
+        const writes: Uint8Array[] = [];
+        const channel: ByteChannel = {
+          read: () => new Promise<never>(() => {}),
+          write: (bytes) => void writes.push(bytes.slice()),
+          bufferedAmount: 0,
+          drained: () => Promise.resolve(),
+          closeWrite: () => Promise.resolve(),
+          close() {},
+          onWriteError() {},
+          localAddr: null,
+          remoteAddr: null,
+        };
+        const { readable, writable } = new TransformStream<Uint8Array>();
+        const conn = takeover({ readable, writable, channel }, {
+          role,
+          keepalive: false,
+          closeTimeout: 100,
+        });
+        await conn.send("a"); // corked until the next macrotask
+        assert.deepEqual(writes, []);
+        const closing = conn.close();
+        // Microtasks only: no macrotask can run in between.
+        for (let i = 0; i < 50 && writes.length === 0; i++) await null;
+        assert.equal(writes.length, 1, "one write, in this macrotask");
+        const at = frameHeaderSize(1, role === "client") + 1;
+        assert.equal(writes[0]![0], 0x81, "the text frame first");
+        assert.equal(writes[0]![at], 0x88, "then the close frame");
+        // No peer answers: it ends at closeTimeout.
+        assert.equal((await within(1_000, closing)).code, 1006);
+      }),
+    );
+
+    test(
       `${role} connections flushed together: one whose channel throws fails alone, the others' frames go out`,
       bounded(async () => {
         // A user's ByteChannel whose bufferedAmount throws once the sends
