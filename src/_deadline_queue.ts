@@ -18,8 +18,6 @@ export class DeadlineQueue<T> {
   /** Each key's expiry (`performance.now()` ms); insertion order is expiry order. */
   readonly #expiries = new Map<T, number>();
   #timer: ReturnType<typeof setTimeout> | undefined;
-  /** Whether the timer is armed but unref'd: no deadline is running. */
-  #resting = false;
 
   /**
    * @param duration How long each deadline runs, in ms.
@@ -38,12 +36,7 @@ export class DeadlineQueue<T> {
     this.#expiries.set(key, performance.now() + this.#duration);
     // An armed timer fires no later than this deadline: it is for an
     // older one, or for one removed since (it then re-arms).
-    if (this.#timer === undefined) {
-      this.#timer = setTimeout(this.#expire, this.#duration);
-    } else if (this.#resting) {
-      this.#resting = false;
-      (this.#timer as unknown as Refable).ref();
-    }
+    this.#timer ??= setTimeout(this.#expire, this.#duration);
   }
 
   /** Whether `key`'s deadline is running (set, not passed, not removed). */
@@ -52,21 +45,15 @@ export class DeadlineQueue<T> {
   }
 
   /**
-   * Stops `key`'s deadline; returns whether it was running. When it was the
-   * last, the timer must no longer keep the process alive: an armed timer
-   * would, for up to `duration` (30 s for keepalive). It is unref'd where
-   * timers can be (Deno, Bun, Node), not cleared: the next deadline refs it
-   * again. A server whose connections come and go would otherwise clear a
-   * timer and set one for most of them, about 2 µs on Deno each time.
+   * Stops `key`'s deadline; returns whether it was running. The last one
+   * stopped stops the timer too: a timer left armed would keep the process
+   * alive for up to `duration` (30 s for keepalive) after its last deadline.
    */
   delete(key: T): boolean {
     const deleted = this.#expiries.delete(key);
     if (deleted && this.#expiries.size === 0) {
-      const timer = this.#timer as unknown;
-      if (isRefable(timer)) {
-        timer.unref();
-        this.#resting = true;
-      } else this.clear();
+      clearTimeout(this.#timer);
+      this.#timer = undefined;
     }
     return deleted;
   }
@@ -76,12 +63,10 @@ export class DeadlineQueue<T> {
     this.#expiries.clear();
     clearTimeout(this.#timer);
     this.#timer = undefined;
-    this.#resting = false;
   }
 
   readonly #expire = (): void => {
     this.#timer = undefined;
-    this.#resting = false;
     const now = performance.now();
     for (const [key, expiry] of this.#expiries) {
       if (expiry > now) {
@@ -92,18 +77,6 @@ export class DeadlineQueue<T> {
       this.#onExpired(key);
     }
   };
-}
-
-/** A timer that can stop and start keeping the process alive. */
-interface Refable {
-  ref(): unknown;
-  unref(): unknown;
-}
-
-function isRefable(timer: unknown): timer is Refable {
-  return typeof timer === "object" && timer !== null &&
-    typeof (timer as Partial<Refable>).unref === "function" &&
-    typeof (timer as Partial<Refable>).ref === "function";
 }
 
 /**

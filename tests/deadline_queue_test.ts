@@ -5,7 +5,6 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { DeadlineQueue, DeadlineQueues } from "../src/_deadline_queue.ts";
-import { runScript } from "./reliability/_child.ts";
 import { bounded, sleep, within } from "./_wait.ts";
 
 /** A queue that records when each key expired, ms after `start`. */
@@ -72,25 +71,6 @@ describe("DeadlineQueue", () => {
       assert.ok(expired[1]![1] >= 115, `a expired at ${expired[1]![1]} ms`);
       queue.clear();
     }),
-  );
-
-  test(
-    "DeadlineQueue's timer rests while no deadline runs, and keeps the process alive again for the next",
-    bounded(async () => {
-      const child = runScript(
-        new URL("./reliability/_deadline_rest.ts", import.meta.url),
-        [],
-      );
-      try {
-        const line = await child.lines.next(5_000, "an expiry");
-        const [, key, ms] = line.split(" ");
-        assert.equal(key, "kept", line);
-        assert.ok(Number(ms) >= 245, line);
-        assert.equal(await within(5_000, child.exited), 0, child.stderr());
-      } finally {
-        child.kill();
-      }
-    }, 15_000),
   );
 
   test(
