@@ -217,6 +217,37 @@ async function readMessages(
 }
 
 /** Asserts a promise rejects with a `ConnectionClosedError` matching `pattern`. */
+/**
+ * A connection of `role` over a stub channel: the members `channel` lacks
+ * are filled in (reads that never end, writes taken at once), in place, so
+ * the test can still change the object. Keepalive off, closeTimeout 100 ms.
+ */
+function overStubChannel(
+  role: Role,
+  channel: Partial<ByteChannel>,
+): WebSocketConnection {
+  const stub: ByteChannel = {
+    read: () => new Promise<never>(() => {}),
+    write() {},
+    bufferedAmount: 0,
+    drained: () => Promise.resolve(),
+    closeWrite: () => Promise.resolve(),
+    close() {},
+    onWriteError() {},
+    localAddr: null,
+    remoteAddr: null,
+  };
+  for (const [key, value] of Object.entries(stub)) {
+    if (!(key in channel)) Object.assign(channel, { [key]: value });
+  }
+  const { readable, writable } = new TransformStream<Uint8Array>();
+  return takeover({ readable, writable, channel: channel as ByteChannel }, {
+    role,
+    keepalive: false,
+    closeTimeout: 100,
+  });
+}
+
 function closedError(pattern?: RegExp, code?: number) {
   return (error: unknown) => {
     assert.ok(
@@ -1745,9 +1776,8 @@ describe("WebSocketConnection backpressure", () => {
         // A channel that takes every write and drains only when told.
         let drain = Promise.withResolvers<void>();
         const writes: number[] = [];
-        const channel: ByteChannel & { bufferedAmount: number } = {
-          read: () => new Promise<never>(() => {}),
-          write(bytes) {
+        const channel = {
+          write(bytes: Uint8Array) {
             writes.push(bytes.length);
             this.bufferedAmount += bytes.length;
           },
@@ -1757,18 +1787,8 @@ describe("WebSocketConnection backpressure", () => {
               ? Promise.resolve()
               : drain.promise;
           },
-          closeWrite: () => Promise.resolve(),
-          close() {},
-          onWriteError() {},
-          localAddr: null,
-          remoteAddr: null,
         };
-        const { readable, writable } = new TransformStream<Uint8Array>();
-        const conn = takeover({ readable, writable, channel }, {
-          role,
-          keepalive: false,
-          closeTimeout: 100,
-        });
+        const conn = overStubChannel(role, channel);
         // Payloads whose frames are exactly 64 KiB: each is written at once.
         const size = 64 * KiB - frameHeaderSize(60 * KiB, role === "client");
         // 64 KiB on the channel is not more than 64 KiB: this resolves.
@@ -1800,22 +1820,8 @@ describe("WebSocketConnection backpressure", () => {
       `${role} writes a close frame at once, with the frames corked before it, not at the next macrotask`,
       bounded(async () => {
         const writes: Uint8Array[] = [];
-        const channel: ByteChannel = {
-          read: () => new Promise<never>(() => {}),
+        const conn = overStubChannel(role, {
           write: (bytes) => void writes.push(bytes.slice()),
-          bufferedAmount: 0,
-          drained: () => Promise.resolve(),
-          closeWrite: () => Promise.resolve(),
-          close() {},
-          onWriteError() {},
-          localAddr: null,
-          remoteAddr: null,
-        };
-        const { readable, writable } = new TransformStream<Uint8Array>();
-        const conn = takeover({ readable, writable, channel }, {
-          role,
-          keepalive: false,
-          closeTimeout: 100,
         });
         await conn.send("a"); // corked until the next macrotask
         assert.deepEqual(writes, []);
