@@ -1845,29 +1845,17 @@ describe("WebSocketConnection backpressure", () => {
         // in the same turn runs in one batch.
         const written: number[][] = [[], [], []];
         let breaking = false;
-        const channelFor = (index: number, broken: boolean): ByteChannel => ({
-          read: () => new Promise<never>(() => {}),
-          write(bytes) {
-            written[index]!.push(bytes.length);
-          },
-          get bufferedAmount(): number {
-            if (broken && breaking) throw new Error("broken channel");
-            return 0;
-          },
-          drained: () => Promise.resolve(),
-          closeWrite: () => Promise.resolve(),
-          close() {},
-          onWriteError() {},
-          localAddr: null,
-          remoteAddr: null,
-        });
-        const conns = [false, true, false].map((broken, index) => {
-          const { readable, writable } = new TransformStream<Uint8Array>();
-          return takeover(
-            { readable, writable, channel: channelFor(index, broken) },
-            { role, keepalive: false, closeTimeout: 100 },
-          );
-        });
+        const conns = [false, true, false].map((broken, index) =>
+          overStubChannel(role, {
+            write(bytes) {
+              written[index]!.push(bytes.length);
+            },
+            get bufferedAmount(): number {
+              if (broken && breaking) throw new Error("broken channel");
+              return 0;
+            },
+          })
+        );
         // Small sends are corked, and flushed together at the next macrotask.
         for (const conn of conns) await conn.send("hi");
         breaking = true;
