@@ -216,7 +216,6 @@ async function readMessages(
   return messages;
 }
 
-/** Asserts a promise rejects with a `ConnectionClosedError` matching `pattern`. */
 /**
  * A connection of `role` over a stub channel: the members `channel` lacks
  * are filled in (reads that never end, writes taken at once), in place, so
@@ -248,6 +247,7 @@ function overStubChannel(
   });
 }
 
+/** Asserts a promise rejects with a `ConnectionClosedError` matching `pattern`. */
 function closedError(pattern?: RegExp, code?: number) {
   return (error: unknown) => {
     assert.ok(
