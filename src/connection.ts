@@ -27,7 +27,8 @@ import {
   type Role,
 } from "./protocol.ts";
 import { BYTES_TAKEN } from "./_copy.ts";
-import { DeadlineQueues } from "./_deadline_queue.ts";
+import { type Deadline, DeadlineQueues } from "./_deadline_queue.ts";
+import { Link, LinkedList } from "./_linked_list.ts";
 import {
   type ChannelReader,
   SocketChannel,
@@ -166,10 +167,11 @@ export interface TakeoverOptions extends ConnectionOptions {
   /** The request path (and query) of the handshake. */
   path?: string | undefined;
   /**
-   * A set of open connections to keep this one in: it is added now and
-   * deleted once closed (how a server keeps its `connections`).
+   * Where to keep this connection while it is open: it is added now and
+   * deleted once closed (how a server keeps its `connections`). An
+   * {@link OpenConnections} costs less than a `Set` on a busy server.
    */
-  openIn?: Set<WebSocketConnection> | undefined;
+  openIn?: Set<WebSocketConnection> | OpenConnections | undefined;
 }
 
 /**
@@ -314,6 +316,14 @@ class RareState {
   failScheduled: boolean = false;
 }
 
+/** A connection's link in an {@link OpenConnections}: its events object. */
+type OpenLink = Link & { readonly connection: WebSocketConnection };
+
+// Module-private access between the connection and OpenConnections, set in
+// their static blocks.
+let eventsOf: (connection: WebSocketConnection) => OpenLink;
+let enterOpen: (open: OpenConnections, link: OpenLink) => void;
+
 /**
  * One WebSocket connection, either end: a `ReadableStream` of the messages
  * received and a `WritableStream` of the messages to send.
@@ -342,10 +352,15 @@ export class WebSocketConnection {
    * is kept in while open (`openIn`).
    */
   readonly #events:
+    & Link
     & ProtocolHandler
     & ChannelReader
     & WriteFailureListener
-    & { readonly openIn: Set<WebSocketConnection> | undefined };
+    & {
+      readonly connection: WebSocketConnection;
+      readonly openIn: Set<WebSocketConnection> | undefined;
+      deadline: Deadline<WebSocketConnection> | null;
+    };
   /** The transport's bytes: read one chunk at a time, written in batches. */
   readonly #channel: ByteChannel;
   // What is kept of the options (not the object: a server's carries all of
@@ -605,13 +620,23 @@ export class WebSocketConnection {
    * The protocol's handler and the channel's reader: one small object per
    * connection, its methods on the prototype, instead of a closure per event.
    */
-  static #Events = class
+  static #Events = class extends Link
     implements ProtocolHandler, ChannelReader, WriteFailureListener {
+    /**
+     * The running keepalive or close deadline: a connection has at most one
+     * at a time (a ping due, a pong due, or the socket's drop).
+     */
+    deadline: Deadline<WebSocketConnection> | null = null;
     constructor(
       readonly connection: WebSocketConnection,
-      /** The set the connection is kept in while open (room to spare here). */
+      /**
+       * The `Set` the connection is kept in while open; an
+       * `OpenConnections` links this object instead (room to spare here).
+       */
       readonly openIn: Set<WebSocketConnection> | undefined,
-    ) {}
+    ) {
+      super();
+    }
     message(data: Message): void {
       this.connection.#onMessage(data);
     }
@@ -640,6 +665,10 @@ export class WebSocketConnection {
   };
 
   /** The connection's own async iterator (see `[Symbol.asyncIterator]`). */
+  static {
+    eventsOf = (connection) => connection.#events;
+  }
+
   static #Messages = class implements AsyncIterableIterator<Message> {
     constructor(readonly connection: WebSocketConnection) {}
     next(): Promise<IteratorResult<Message, undefined>> {
@@ -698,11 +727,16 @@ export class WebSocketConnection {
       this.#closeTimeout = closeTimeout;
     }
     this.#channel = channelOf(stream);
-    this.#events = new WebSocketConnection.#Events(this, options.openIn);
+    const { openIn } = options;
+    this.#events = new WebSocketConnection.#Events(
+      this,
+      openIn instanceof Set ? openIn : undefined,
+    );
     if (this.#channel instanceof SocketChannel) {
       this.#channel.tellWriteFailures(this.#events);
     } else this.#channel.onWriteError(() => this.#onTransportError());
-    options.openIn?.add(this);
+    if (openIn instanceof Set) openIn.add(this);
+    else if (openIn !== undefined) enterOpen(openIn, this.#events);
 
     this.#protocol = new Protocol({
       role: options.role,
@@ -717,7 +751,7 @@ export class WebSocketConnection {
       (options.role === "server" ? SERVER_KEEPALIVE : false);
     if (keepalive) {
       // A copy of the caller's settings: their object changed later must
-      // not change which deadline queue the connection leaves when it ends.
+      // not change this connection's pings.
       this.#keepalive = keepalive === SERVER_KEEPALIVE ? keepalive : {
         interval: keepalive.interval,
         timeout: keepalive.timeout,
@@ -1546,31 +1580,31 @@ export class WebSocketConnection {
 
   /** The next keepalive ping is due in `interval` ms. */
   #scheduleKeepalive(): void {
-    WebSocketConnection.#pingsDue.add(this.#keepalive!.interval, this);
+    this.#events.deadline = WebSocketConnection.#pingsDue.add(
+      this.#keepalive!.interval,
+      this,
+    );
   }
 
   #keepalivePing(): void {
     if (this.#state !== "open") return;
     const { interval, timeout = interval } = this.#keepalive!;
-    const pongs = WebSocketConnection.#pongsDue;
-    pongs.add(timeout, this);
+    const pongDue = WebSocketConnection.#pongsDue.add(timeout, this);
+    this.#events.deadline = pongDue;
     this.ping().then(
       () => {
         // Not when the pong came too late, or the connection ended.
-        if (pongs.delete(timeout, this) && this.#state === "open") {
+        if (pongDue.unlink() && this.#state === "open") {
           this.#scheduleKeepalive();
         }
       },
-      () => pongs.delete(timeout, this),
+      () => pongDue.unlink(),
     );
   }
 
+  /** Stops the keepalive deadline (a ping or a pong due), if any. */
   #stopKeepalive(): void {
-    const keepalive = this.#keepalive;
-    if (keepalive === null) return;
-    const { interval, timeout = interval } = keepalive;
-    WebSocketConnection.#pingsDue.delete(interval, this);
-    WebSocketConnection.#pongsDue.delete(timeout, this);
+    this.#events.deadline?.unlink();
   }
 
   // ---- the end ----
@@ -1608,7 +1642,10 @@ export class WebSocketConnection {
     // that never reads must not hold the socket open past the deadline.
     if (graceful) {
       this.#uncork();
-      WebSocketConnection.#dropsDue.add(this.#closeTimeout, this);
+      this.#events.deadline = WebSocketConnection.#dropsDue.add(
+        this.#closeTimeout,
+        this,
+      );
       const flushed = this.#channel.closeWrite().catch(() => {});
       if (error === undefined) flushed.finally(() => this.#drop());
       else {
@@ -1635,12 +1672,13 @@ export class WebSocketConnection {
     if (this.#ended) return;
     this.#ended = true;
     this.#events.openIn?.delete(this);
+    this.#events.unlink(); // from an OpenConnections
     this.#closed?.resolve(this.#closeInfo!);
   }
 
   /** Closes the socket and settles; at the latest, `closeTimeout` after `#finish`. */
   #drop(): void {
-    WebSocketConnection.#dropsDue.delete(this.#closeTimeout, this);
+    this.#events.deadline?.unlink(); // the drop's own
     this.#channel.close();
     this.#settle();
   }
@@ -1674,6 +1712,136 @@ export class WebSocketConnection {
       info,
       cause === undefined ? undefined : { cause },
     );
+  }
+}
+
+/**
+ * A live set of open connections: a connection given it as `openIn`
+ * ({@link TakeoverOptions}) is in it from its start until it ends. A
+ * server's `connections` is one.
+ *
+ * It is a `ReadonlySet`, kept as a linked list through the connections
+ * themselves rather than a `Set`: entering and leaving cost a few pointer
+ * writes, and a busy server's churn does not keep ended connections alive
+ * in V8's young generation (a `Set`'s rehashed tables do).
+ *
+ * @example Keep your own connections, as a server does
+ * ```ts
+ * import { OpenConnections, takeover } from "@wsstream/wsstream";
+ * import assert from "node:assert/strict";
+ *
+ * const open = new OpenConnections();
+ * const toServer = new TransformStream<Uint8Array, Uint8Array>();
+ * const toClient = new TransformStream<Uint8Array, Uint8Array>();
+ * const client = takeover(
+ *   { readable: toClient.readable, writable: toServer.writable },
+ *   { role: "client", openIn: open },
+ * );
+ * const server = takeover(
+ *   { readable: toServer.readable, writable: toClient.writable },
+ *   { role: "server", keepalive: false },
+ * );
+ * assert.equal(open.size, 1);
+ * assert.ok(open.has(client) && !open.has(server));
+ * await Promise.all([client.close(), server.closed]);
+ * assert.equal(open.size, 0);
+ * ```
+ */
+export class OpenConnections implements ReadonlySet<WebSocketConnection> {
+  readonly #links = new LinkedList<OpenLink>();
+
+  static {
+    enterOpen = (open, link) => open.#links.append(link);
+  }
+
+  /** How many connections are open. */
+  get size(): number {
+    return this.#links.size;
+  }
+
+  /** Whether `connection` is open and in this set. */
+  has(connection: WebSocketConnection): boolean {
+    return connection instanceof WebSocketConnection &&
+      eventsOf(connection).list === (this.#links as LinkedList<Link>);
+  }
+
+  /**
+   * Calls `callback` with each connection (twice, as a `Set` does: value
+   * and key), oldest first.
+   */
+  forEach(
+    callback: (
+      value: WebSocketConnection,
+      key: WebSocketConnection,
+      set: ReadonlySet<WebSocketConnection>,
+    ) => void,
+    thisArg?: unknown,
+  ): void {
+    for (const connection of this) {
+      callback.call(thisArg, connection, connection, this);
+    }
+  }
+
+  /**
+   * The connections, oldest first. Those that end during the iteration
+   * may end it early: iterate a copy (`[...open]`) to close them.
+   */
+  *values(): SetIterator<WebSocketConnection> {
+    for (const link of this.#links) yield link.connection;
+  }
+
+  /** The same as {@link values}, as a `Set` has it. */
+  keys(): SetIterator<WebSocketConnection> {
+    return this.values();
+  }
+
+  /** Each connection twice (`[connection, connection]`), as a `Set` has it. */
+  *entries(): SetIterator<[WebSocketConnection, WebSocketConnection]> {
+    for (const connection of this) yield [connection, connection];
+  }
+
+  /** The same as {@link values}. */
+  [Symbol.iterator](): SetIterator<WebSocketConnection> {
+    return this.values();
+  }
+
+  /** A new `Set` of these connections and `other`'s elements. */
+  union<U>(other: ReadonlySetLike<U>): Set<WebSocketConnection | U> {
+    return new Set(this).union(other);
+  }
+
+  /** A new `Set` of these connections that are in `other` too. */
+  intersection<U>(
+    other: ReadonlySetLike<U>,
+  ): Set<WebSocketConnection & U> {
+    return new Set(this).intersection(other);
+  }
+
+  /** A new `Set` of these connections that are not in `other`. */
+  difference<U>(other: ReadonlySetLike<U>): Set<WebSocketConnection> {
+    return new Set(this).difference(other);
+  }
+
+  /** A new `Set` of what is in exactly one of this and `other`. */
+  symmetricDifference<U>(
+    other: ReadonlySetLike<U>,
+  ): Set<WebSocketConnection | U> {
+    return new Set(this).symmetricDifference(other);
+  }
+
+  /** Whether every connection here is in `other`. */
+  isSubsetOf(other: ReadonlySetLike<unknown>): boolean {
+    return new Set(this).isSubsetOf(other);
+  }
+
+  /** Whether every element of `other` is here. */
+  isSupersetOf(other: ReadonlySetLike<unknown>): boolean {
+    return new Set(this).isSupersetOf(other);
+  }
+
+  /** Whether no connection here is in `other`. */
+  isDisjointFrom(other: ReadonlySetLike<unknown>): boolean {
+    return new Set(this).isDisjointFrom(other);
   }
 }
 

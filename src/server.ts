@@ -5,11 +5,13 @@
  */
 
 import { DeadlineQueue } from "./_deadline_queue.ts";
+import { Link, LinkedList } from "./_linked_list.ts";
 import { readHead } from "./_read_head.ts";
 import { channelOf } from "./byte_channel.ts";
 import {
   type CloseInfo,
   type ConnectionOptions,
+  OpenConnections,
   takeover,
   type WebSocketConnection,
 } from "./connection.ts";
@@ -176,6 +178,13 @@ export interface WebSocketServer {
   readonly finished: Promise<void>;
 }
 
+/** A handshake under way, in the server's list of them. */
+class Handshake extends Link {
+  constructor(readonly transport: Transport) {
+    super();
+  }
+}
+
 /**
  * Listens for WebSocket connections and calls `handler` with each one.
  *
@@ -227,8 +236,9 @@ export async function serve(
   }
   const onError = options.onError ?? ((error) => console.error(error));
   const runtime = options.transport ?? currentRuntime();
-  const connections = new Set<WebSocketConnection>();
-  const handshaking = new Set<Transport>();
+  const connections = new OpenConnections();
+  // Linked lists, not sets: see _linked_list.ts.
+  const handshaking = new LinkedList<Handshake>();
   let closing = false;
 
   const failed = (connection: WebSocketConnection, error: unknown) => {
@@ -288,8 +298,8 @@ export async function serve(
   );
 
   const accept = async (transport: Transport) => {
-    handshaking.add(transport);
-    deadlines.add(transport);
+    const handshake = handshaking.append(new Handshake(transport));
+    const deadline = deadlines.add(transport);
     const channel = channelOf(transport);
     let upgraded = false;
     // Set while a hook (fallback, onUpgrade) or what it returned is being
@@ -303,10 +313,10 @@ export async function serve(
       try {
         read = await readHead(channel, options.headLimits);
       } catch (error) {
-        if (deadlines.delete(transport)) throw error;
+        if (deadline.unlink()) throw error;
         return; // Timed out (or the server closed it): not ours to end.
       }
-      if (!deadlines.delete(transport)) return; // Timed out meanwhile.
+      if (!deadline.unlink()) return; // Timed out meanwhile.
       const requestHead = parseRequestHead(read.head, options.headLimits);
       if (options.fallback && !isWebSocketRequest(requestHead)) {
         const fetchRequest = toRequest(
@@ -354,7 +364,7 @@ export async function serve(
       inHook = false;
       // Queued ahead of anything the connection sends; no need to wait.
       channel.write(accepted);
-      handshaking.delete(transport);
+      handshake.unlink();
       upgraded = true;
       const connection = takeover(transport, {
         ...options,
@@ -386,7 +396,7 @@ export async function serve(
         );
       }
     } finally {
-      handshaking.delete(transport);
+      handshake.unlink();
     }
   };
 
@@ -425,10 +435,10 @@ export async function serve(
         closing = true;
         listener.close();
         deadlines.clear();
-        for (const transport of handshaking) transport.close();
+        for (const { transport } of [...handshaking]) transport.close();
         const code = closeOptions.code ?? 1001;
         const all: Promise<CloseInfo>[] = [];
-        for (const connection of connections) {
+        for (const connection of [...connections]) {
           all.push(connection.close({
             code,
             ...(closeOptions.reason === undefined

@@ -15,6 +15,7 @@ import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
   type CloseInfo,
+  OpenConnections,
   type Sendable,
   takeover,
   type TakeoverOptions,
@@ -1061,6 +1062,50 @@ describe("WebSocketConnection.close", () => {
           reason: "later",
           wasClean: true,
         });
+      }),
+    );
+
+    test(
+      `${role} an OpenConnections given as openIn is a live ReadonlySet of the open connections`,
+      bounded(async () => {
+        const open = new OpenConnections();
+        const first = connected(role, { openIn: open });
+        const second = connected(role, { openIn: open });
+        const [a, b] = [first.me, second.me];
+        assert.equal(open.size, 2);
+        assert.deepEqual([...open], [a, b]);
+        assert.deepEqual([...open.keys()], [a, b]);
+        assert.deepEqual([...open.entries()], [[a, a], [b, b]]);
+        const seen: unknown[] = [];
+        open.forEach(function (this: unknown, value, key, set) {
+          seen.push([value, key, set, this]);
+        }, "this");
+        assert.deepEqual(seen, [[a, a, open, "this"], [b, b, open, "this"]]);
+        assert.ok(open.has(a) && open.has(b));
+        assert.equal(open.has(first.other), false, "not given openIn");
+        assert.equal(open.has({} as WebSocketConnection), false);
+        // The ES2025 Set methods, against a plain Set.
+        const onlyA = new Set([a]);
+        assert.deepEqual([...open.union(new Set([first.other]))], [
+          a,
+          b,
+          first.other,
+        ]);
+        assert.deepEqual([...open.intersection(onlyA)], [a]);
+        assert.deepEqual([...open.difference(onlyA)], [b]);
+        assert.deepEqual([...open.symmetricDifference(onlyA)], [b]);
+        assert.equal(open.isSubsetOf(new Set([a, b, first.other])), true);
+        assert.equal(open.isSupersetOf(onlyA), true);
+        assert.equal(open.isDisjointFrom(new Set([first.other])), true);
+
+        await within(1_000, first.other.close({ code: 3002 }));
+        for (let i = 0; i < 100 && open.size > 1; i++) await sleep(10);
+        assert.deepEqual([...open], [b]);
+        assert.equal(open.has(a), false);
+        await within(1_000, Promise.all([b.close(), second.other.closed]));
+        for (let i = 0; i < 100 && open.size > 0; i++) await sleep(10);
+        assert.equal(open.size, 0);
+        assert.deepEqual([...open], []);
       }),
     );
 
