@@ -7,13 +7,20 @@ import assert from "node:assert/strict";
 import { DeadlineQueue, DeadlineQueues } from "../src/_deadline_queue.ts";
 import { bounded, sleep, within } from "./_wait.ts";
 
-/** A queue that records when each key expired, ms after `start`. */
-function recording(duration: number) {
+/**
+ * A queue that records when each key expired, ms after `start`, then runs
+ * `then` (from within its onExpired).
+ */
+function recording(
+  duration: number,
+  then: (key: string, queue: DeadlineQueue<string>) => void = () => {},
+) {
   const start = performance.now();
   const expired: [string, number][] = [];
   let wake = () => {};
-  const queue = new DeadlineQueue<string>(duration, (key) => {
+  const queue: DeadlineQueue<string> = new DeadlineQueue(duration, (key) => {
     expired.push([key, performance.now() - start]);
+    then(key, queue);
     wake();
   });
   const next = () => new Promise<void>((resolve) => (wake = resolve));
@@ -83,17 +90,11 @@ describe("DeadlineQueue", () => {
   test(
     "DeadlineQueue keeps one timer, for the oldest deadline, when onExpired starts another",
     bounded(async () => {
-      const start = performance.now();
-      const expired: [string, number][] = [];
-      let wake = () => {};
-      const queue: DeadlineQueue<string> = new DeadlineQueue(60, (key) => {
-        expired.push([key, performance.now() - start]);
-        // Started and stopped at once: its timer (due 60 ms from now) must
-        // not outlive the queue's last deadline (Deno's sanitizer checks).
+      // "c" is started and stopped at once: its timer (due 60 ms from then)
+      // must not outlive the queue's last deadline (Deno's sanitizer checks).
+      const { queue, expired, next } = recording(60, (key, queue) => {
         if (key === "a") queue.add("c").unlink();
-        wake();
       });
-      const next = () => new Promise<void>((resolve) => (wake = resolve));
       queue.add("a");
       await sleep(30);
       queue.add("b");
