@@ -348,8 +348,9 @@ export class WebSocketConnection {
   readonly #protocol: Protocol;
   /**
    * The protocol's handler, the reader of the channel's bytes and the
-   * listener for its write failures; it also holds the set the connection
-   * is kept in while open (`openIn`).
+   * listener for its write failures. It also holds the `Set` the connection
+   * is kept in while open (`openIn`), or is its link in an
+   * `OpenConnections`, and holds its running keepalive or close deadline.
    */
   readonly #events:
     & Link
@@ -664,11 +665,11 @@ export class WebSocketConnection {
     }
   };
 
-  /** The connection's own async iterator (see `[Symbol.asyncIterator]`). */
   static {
     eventsOf = (connection) => connection.#events;
   }
 
+  /** The connection's own async iterator (see `[Symbol.asyncIterator]`). */
   static #Messages = class implements AsyncIterableIterator<Message> {
     constructor(readonly connection: WebSocketConnection) {}
     next(): Promise<IteratorResult<Message, undefined>> {
