@@ -40,6 +40,11 @@ export class LinkedList<L extends Link> implements Iterable<L> {
   #last: L | null = null;
   #size = 0;
   readonly #onEmptied: (() => void) | undefined;
+  /**
+   * Iterations under way: where each one stands (see `[Symbol.iterator]`).
+   * `null` while there are none, which is nearly always.
+   */
+  #cursors: Cursor[] | null = null;
 
   /** @param onEmptied Called each time the last link leaves. */
   constructor(onEmptied?: () => void) {
@@ -72,6 +77,12 @@ export class LinkedList<L extends Link> implements Iterable<L> {
   delete(link: L): boolean {
     if (link.list !== this) return false;
     const { prev, next } = link;
+    // An iteration standing at this link goes on from the one before it,
+    // so that it still visits every link after it (as a `Set` does).
+    const cursors = this.#cursors;
+    if (cursors !== null) {
+      for (const cursor of cursors) if (cursor.at === link) cursor.at = prev;
+    }
     if (prev === null) this.#first = next as L | null;
     else prev.next = next;
     if (next === null) this.#last = prev as L | null;
@@ -87,6 +98,10 @@ export class LinkedList<L extends Link> implements Iterable<L> {
 
   /** Takes every link out (without calling `onEmptied`). */
   clear(): void {
+    // Iterations under way end: there is nothing left to visit.
+    if (this.#cursors !== null) {
+      for (const cursor of this.#cursors) cursor.done = true;
+    }
     for (let link = this.#first; link !== null;) {
       const next = link.next as L | null;
       link.prev = link.next = null;
@@ -98,12 +113,38 @@ export class LinkedList<L extends Link> implements Iterable<L> {
   }
 
   /**
-   * The links, oldest first. A link taken out while the iteration is at it
-   * ends the iteration; iterate a copy (`[...list]`) to change the list.
+   * The links, oldest first, with a `Set`'s semantics while the list
+   * changes: a link taken out (the current one included) does not end the
+   * iteration, links not yet visited are still visited, and links appended
+   * meanwhile are visited too. An iteration left unfinished without
+   * `return()` (a `for … of` loop calls it on `break`) stays registered
+   * until the list is cleared.
    */
   *[Symbol.iterator](): Generator<L, void, undefined> {
-    for (let link = this.#first; link !== null; link = link.next as L | null) {
-      yield link;
+    const cursor: Cursor = { at: null, done: false };
+    (this.#cursors ??= []).push(cursor);
+    try {
+      for (;;) {
+        const next = cursor.at === null ? this.#first : cursor.at.next;
+        if (next === null || cursor.done) return;
+        cursor.at = next;
+        yield next as L;
+      }
+    } finally {
+      const cursors = this.#cursors;
+      if (cursors !== null) {
+        cursors.splice(cursors.indexOf(cursor), 1);
+        if (cursors.length === 0) this.#cursors = null;
+      }
     }
   }
+}
+
+/**
+ * Where one iteration of a {@link LinkedList} stands: the link it visited
+ * last (`null`: none yet, or every link before the next one has left).
+ */
+interface Cursor {
+  at: Link | null;
+  done: boolean;
 }

@@ -1784,8 +1784,10 @@ export class OpenConnections implements ReadonlySet<WebSocketConnection> {
   }
 
   /**
-   * The connections, oldest first. Those that end during the iteration
-   * may end it early: iterate a copy (`[...open]`) to close them.
+   * The connections, oldest first, with a `Set`'s semantics while they
+   * change: one that ends during the iteration (the current one included)
+   * does not end it, every one not yet visited and still open is visited,
+   * and one that opens meanwhile is visited too.
    */
   *values(): SetIterator<WebSocketConnection> {
     for (const link of this.#links) yield link.connection;

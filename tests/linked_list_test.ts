@@ -103,4 +103,85 @@ describe("LinkedList", () => {
     assert.deepEqual(seen, ["a", "b", "c"]);
     assert.equal(list.size, 0);
   });
+  test("LinkedList: iterating with a Set's semantics while links leave and join", () => {
+    // The same changes made to a Set and to the list, during iteration,
+    // visit the same entries.
+    const scenarios: [
+      string,
+      (at: string, list: Map<string, () => void>) => void,
+    ][] = [
+      [
+        "each link leaves as it is visited",
+        (at, ops) => ops.get(`del ${at}`)!(),
+      ],
+      ["the next link leaves", (at, ops) => at === "b" && ops.get("del c")!()],
+      ["the one before leaves", (at, ops) => at === "c" && ops.get("del b")!()],
+      ["all leave at the first", (at, ops) => {
+        if (at !== "a") return;
+        for (const name of ["a", "b", "c", "d", "e"]) ops.get(`del ${name}`)!();
+      }],
+      ["one joins at the end", (at, ops) => at === "e" && ops.get("add f")!()],
+      ["the current leaves, one joins", (at, ops) => {
+        if (at !== "c") return;
+        ops.get("del c")!();
+        ops.get("add f")!();
+      }],
+    ];
+    for (const [name, change] of scenarios) {
+      const set = new Set<string>();
+      const list = new LinkedList<Named>();
+      const links = new Map<string, Named>();
+      for (const n of ["a", "b", "c", "d", "e", "f"]) {
+        links.set(n, new Named(n));
+      }
+      for (const n of ["a", "b", "c", "d", "e"]) {
+        set.add(n);
+        list.append(links.get(n)!);
+      }
+      const visit = (
+        iterate: () => Iterable<string>,
+        ops: Map<string, () => void>,
+      ) => {
+        const seen: string[] = [];
+        for (const at of iterate()) {
+          seen.push(at);
+          change(at, ops);
+        }
+        return seen;
+      };
+      const setOps = new Map<string, () => void>();
+      const listOps = new Map<string, () => void>();
+      for (const n of links.keys()) {
+        setOps.set(`del ${n}`, () => set.delete(n));
+        setOps.set(`add ${n}`, () => set.add(n));
+        listOps.set(`del ${n}`, () => links.get(n)!.unlink());
+        listOps.set(`add ${n}`, () => list.append(links.get(n)!));
+      }
+      const expected = visit(() => set, setOps);
+      const got = visit(() => names2(list), listOps);
+      assert.deepEqual(got, expected, name);
+      assert.deepEqual(names(list), [...set], name);
+    }
+  });
+
+  test("LinkedList: clear() ends an iteration under way, and a finished one is let go", () => {
+    const list = new LinkedList<Named>();
+    for (const name of ["a", "b", "c"]) list.append(new Named(name));
+    const seen: string[] = [];
+    for (const link of list) {
+      seen.push(link.name);
+      list.clear();
+    }
+    assert.deepEqual(seen, ["a"]);
+    // A loop left with break lets its cursor go: later removals cost nothing
+    // for it, and a new iteration starts from the start.
+    for (const name of ["x", "y"]) list.append(new Named(name));
+    for (const _ of list) break;
+    assert.deepEqual(names(list), ["x", "y"]);
+  });
 });
+
+/** The names, visited lazily (not a copy): changes during the loop count. */
+function* names2(list: LinkedList<Named>): Generator<string> {
+  for (const link of list) yield link.name;
+}
