@@ -15,11 +15,13 @@
 
 import { HandshakeError } from "./errors.ts";
 import {
+  reasonPhrase,
   type RequestHead,
   type ResponseHead,
   writeResponse,
   writeResponseHead,
 } from "./http1.ts";
+import { canonical, CONTROL, show, TCHAR, TOKEN } from "./_http_syntax.ts";
 import { fieldsOf, lazyFieldsOf, withLazyHeaders } from "./_header_fields.ts";
 import { trimOWS } from "./_trim_ows.ts";
 import { sha1 } from "./sha1.ts";
@@ -235,7 +237,7 @@ export function parseExtensions(value: string | null): ExtensionOffer[] {
   const fail = (problem: string) =>
     new HandshakeError(
       `Malformed Sec-WebSocket-Extensions ${
-        _show(value)
+        show(value)
       }: ${problem} at offset ${i}`,
       400,
     );
@@ -244,7 +246,10 @@ export function parseExtensions(value: string | null): ExtensionOffer[] {
   };
   const token = (what: string) => {
     const start = i;
-    while (i < length && TCHAR.test(value[i]!)) i++;
+    let code: number;
+    while (
+      i < length && (code = value.charCodeAt(i)) < 0x80 && TCHAR[code] === 1
+    ) i++;
     if (i === start) throw fail(`expected ${what}`);
     return value.slice(start, i);
   };
@@ -260,7 +265,7 @@ export function parseExtensions(value: string | null): ExtensionOffer[] {
         i++;
         if (i >= length) throw fail("unterminated quoted-string");
       }
-      if (QUOTED_CONTROL.test(value[i]!)) {
+      if (CONTROL.test(value[i]!)) {
         throw fail("control character in quoted-string");
       }
       text += value[i];
@@ -348,13 +353,13 @@ export function parseExtensions(value: string | null): ExtensionOffer[] {
 export function formatExtensions(offers: ExtensionOffer[]): string {
   return offers.map(({ name, params }) => {
     if (!TOKEN.test(name)) {
-      throw new TypeError(`Invalid extension name ${_show(name)}: not a token`);
+      throw new TypeError(`Invalid extension name ${show(name)}: not a token`);
     }
     let text = name;
     for (const [param, value] of Object.entries(params)) {
       if (!TOKEN.test(param)) {
         throw new TypeError(
-          `Invalid parameter name ${_show(param)} for ${name}: not a token`,
+          `Invalid parameter name ${show(param)} for ${name}: not a token`,
         );
       }
       if (value === true) {
@@ -364,7 +369,7 @@ export function formatExtensions(offers: ExtensionOffer[]): string {
       } else {
         throw new TypeError(
           `Invalid value ${
-            _show(String(value))
+            show(String(value))
           } for ${name}; ${param}: not a token`,
         );
       }
@@ -404,13 +409,13 @@ export function parseProtocols(value: string | null): string[] {
     if (protocol === "") continue;
     if (!TOKEN.test(protocol)) {
       throw new HandshakeError(
-        `Malformed Sec-WebSocket-Protocol: ${_show(protocol)} is not a token`,
+        `Malformed Sec-WebSocket-Protocol: ${show(protocol)} is not a token`,
         400,
       );
     }
     if (protocols.has(protocol)) {
       throw new HandshakeError(
-        `Malformed Sec-WebSocket-Protocol: ${_show(protocol)} is listed twice`,
+        `Malformed Sec-WebSocket-Protocol: ${show(protocol)} is listed twice`,
         400,
       );
     }
@@ -557,13 +562,13 @@ export function buildClientRequest(
   }
   if (!KEY.test(key)) {
     throw new TypeError(
-      `Invalid Sec-WebSocket-Key ${_show(key)}: must be base64 of 16 bytes`,
+      `Invalid Sec-WebSocket-Key ${show(key)}: must be base64 of 16 bytes`,
     );
   }
   for (const [index, protocol] of protocols.entries()) {
     if (!TOKEN.test(protocol)) {
       throw new TypeError(
-        `Invalid subprotocol ${_show(protocol)}: not a token`,
+        `Invalid subprotocol ${show(protocol)}: not a token`,
       );
     }
     if (protocols.indexOf(protocol) !== index) {
@@ -687,7 +692,7 @@ export async function validateServerResponse(
       accept === null
         ? "Invalid 101 response: Sec-WebSocket-Accept is missing"
         : `Invalid 101 response: Sec-WebSocket-Accept is ${
-          _show(accept)
+          show(accept)
         }, expected ${expected}`,
     );
   }
@@ -700,10 +705,10 @@ export async function validateServerResponse(
     throw fail(
       options.protocols.length === 0
         ? `Server selected subprotocol ${
-          _show(protocol)
+          show(protocol)
         }, but the client offered none`
         : `Server selected subprotocol ${
-          _show(protocol)
+          show(protocol)
         }, which the client did not offer (offered: ${
           options.protocols.join(", ")
         })`,
@@ -848,7 +853,7 @@ export function validateClientRequest(head: RequestHead): UpgradeRequest {
   if (method !== "GET") {
     throw new HandshakeError(
       `Method ${
-        _show(method)
+        show(method)
       } is not allowed for a WebSocket handshake; use GET`,
       405,
       { headers: { allow: "GET" } },
@@ -859,7 +864,7 @@ export function validateClientRequest(head: RequestHead): UpgradeRequest {
   if (match === null || match[1] === "0") {
     throw new HandshakeError(
       `Unsupported HTTP version ${
-        _show(version)
+        show(version)
       }: a WebSocket handshake needs HTTP/1.1`,
       505,
     );
@@ -879,7 +884,7 @@ export function validateClientRequest(head: RequestHead): UpgradeRequest {
   // "invalid field value" RFC 9112 §3.2 answers with 400.
   if (!HOST.test(host)) {
     throw new HandshakeError(
-      `Invalid Host header ${_show(host)}: expected host[:port]`,
+      `Invalid Host header ${show(host)}: expected host[:port]`,
       400,
     );
   }
@@ -892,7 +897,7 @@ export function validateClientRequest(head: RequestHead): UpgradeRequest {
       upgrade === null
         ? "Not a WebSocket request: the Upgrade header is missing"
         : `Not a WebSocket request: Upgrade is ${
-          _show(upgrade)
+          show(upgrade)
         }, expected websocket`,
       426,
       { headers: UPGRADE_REQUIRED },
@@ -905,7 +910,7 @@ export function validateClientRequest(head: RequestHead): UpgradeRequest {
     throw new HandshakeError(
       connection === null
         ? "Missing Connection header: a WebSocket handshake needs Connection: Upgrade"
-        : `Connection is ${_show(connection)}; it must include Upgrade`,
+        : `Connection is ${show(connection)}; it must include Upgrade`,
       400,
     );
   }
@@ -920,7 +925,7 @@ export function validateClientRequest(head: RequestHead): UpgradeRequest {
       wsVersion === null
         ? "Missing Sec-WebSocket-Version header; this server speaks 13"
         : `Unsupported Sec-WebSocket-Version: ${
-          _show(wsVersion)
+          show(wsVersion)
         }; this server speaks 13`,
       426,
       { headers: { ...UPGRADE_REQUIRED, "sec-websocket-version": "13" } },
@@ -941,7 +946,7 @@ export function validateClientRequest(head: RequestHead): UpgradeRequest {
   }
   if (!KEY.test(key)) {
     throw new HandshakeError(
-      `Invalid Sec-WebSocket-Key ${_show(key)}: must be base64 of 16 bytes`,
+      `Invalid Sec-WebSocket-Key ${show(key)}: must be base64 of 16 bytes`,
       400,
     );
   }
@@ -959,7 +964,7 @@ export function validateClientRequest(head: RequestHead): UpgradeRequest {
     if (url === null || !CLIENT_SCHEMES.has(url.protocol)) {
       throw new HandshakeError(
         `Invalid request target ${
-          _show(target)
+          show(target)
         }: expected a path or an absolute ws: or http: URL`,
         400,
       );
@@ -1061,7 +1066,7 @@ export async function buildServerResponse(
   if (protocol !== "" && !request.protocols.includes(protocol)) {
     throw new TypeError(
       `Cannot select subprotocol ${
-        _show(protocol)
+        show(protocol)
       }: the client did not offer it`,
     );
   }
@@ -1069,7 +1074,7 @@ export async function buildServerResponse(
     if (!request.extensions.some((offer) => offer.name === extension.name)) {
       throw new TypeError(
         `Cannot accept extension ${
-          _show(extension.name)
+          show(extension.name)
         }: the client did not offer it`,
       );
     }
@@ -1147,18 +1152,12 @@ export function refusalResponse(error: HandshakeError): Uint8Array {
   headers.delete("content-length");
   return writeResponse(
     error.status,
-    REASON_PHRASES.get(error.status) ?? "",
+    reasonPhrase(error.status),
     headers,
     `${error.message}\n`,
   );
 }
 
-// RFC 9110 §5.6.2: token = 1*tchar
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
-const TCHAR = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]$/;
-// RFC 9110 §5.6.4: qdtext and quoted-pair allow HTAB, SP, VCHAR and obs-text.
-// deno-lint-ignore no-control-regex
-const QUOTED_CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 // RFC 3986 §3.2.2-§3.2.3: an IP literal in brackets (IPv6 or IPvFuture),
 // or an IPv4 address or registered name, then an optional port.
 const HOST =
@@ -1179,40 +1178,6 @@ const OWNED = [
   "sec-websocket-accept",
 ];
 
-const REASON_PHRASES = new Map<number, string>([
-  [400, "Bad Request"],
-  [401, "Unauthorized"],
-  [402, "Payment Required"],
-  [403, "Forbidden"],
-  [404, "Not Found"],
-  [405, "Method Not Allowed"],
-  [406, "Not Acceptable"],
-  [407, "Proxy Authentication Required"],
-  [408, "Request Timeout"],
-  [409, "Conflict"],
-  [410, "Gone"],
-  [411, "Length Required"],
-  [412, "Precondition Failed"],
-  [413, "Content Too Large"],
-  [414, "URI Too Long"],
-  [415, "Unsupported Media Type"],
-  [416, "Range Not Satisfiable"],
-  [417, "Expectation Failed"],
-  [421, "Misdirected Request"],
-  [422, "Unprocessable Content"],
-  [426, "Upgrade Required"],
-  [428, "Precondition Required"],
-  [429, "Too Many Requests"],
-  [431, "Request Header Fields Too Large"],
-  [451, "Unavailable For Legal Reasons"],
-  [500, "Internal Server Error"],
-  [501, "Not Implemented"],
-  [502, "Bad Gateway"],
-  [503, "Service Unavailable"],
-  [504, "Gateway Timeout"],
-  [505, "HTTP Version Not Supported"],
-]);
-
 /** Throws if user headers try to set a field the handshake itself sets. */
 function _refuseOwned(headers: Headers, side: "client" | "server"): void {
   if (headers.has("sec-websocket-protocol")) {
@@ -1226,19 +1191,11 @@ function _refuseOwned(headers: Headers, side: "client" | "server"): void {
     if (headers.has(name)) {
       throw new TypeError(
         `Cannot set ${
-          _canonical(name)
+          canonical(name)
         } in headers: the handshake sets it itself`,
       );
     }
   }
-}
-
-function _canonical(name: string): string {
-  return name.replace(
-    /(^|-)([a-z])/g,
-    (_, dash, char) => dash + char.toUpperCase(),
-  )
-    .replace("Websocket", "WebSocket");
 }
 
 function _parseUrl(text: string): URL | null {
@@ -1272,15 +1229,6 @@ function _base64(bytes: Uint8Array): string {
   return btoa(String.fromCharCode(...bytes));
 }
 
-/** A value for an error message: bare when short and printable, else quoted. */
-function _show(value: string): string {
-  const short = value.length > 64 ? value.slice(0, 64) : value;
-  const more = short === value ? "" : "...";
-  return /^[\x21-\x7e]*$/.test(short) && short !== ""
-    ? short + more
-    : JSON.stringify(short) + more;
-}
-
 function _showHeader(value: string | null): string {
-  return value === null ? "missing" : _show(value);
+  return value === null ? "missing" : show(value);
 }

@@ -29,6 +29,7 @@
 import { HandshakeError } from "./errors.ts";
 import { HeaderFields, withLazyHeaders } from "./_header_fields.ts";
 import { trimOWS } from "./_trim_ows.ts";
+import { canonical, CONTROL, show, TCHAR, TOKEN } from "./_http_syntax.ts";
 
 /**
  * Limits on an HTTP head, so a peer cannot make us buffer without end.
@@ -431,7 +432,7 @@ export function parseRequestHead(
   if (parts.length !== 3) {
     throw new HandshakeError(
       `Malformed request line ${
-        _show(startLine)
+        show(startLine)
       }: expected "METHOD target HTTP/1.1" separated by single spaces`,
       400,
     );
@@ -440,15 +441,13 @@ export function parseRequestHead(
   // Every WebSocket handshake is a GET over HTTP/1.1: no patterns for those.
   if (method !== "GET" && !TOKEN.test(method)) {
     throw new HandshakeError(
-      `Malformed request method ${_show(method)}: not a token`,
+      `Malformed request method ${show(method)}: not a token`,
       400,
     );
   }
   if (!TARGET.test(target)) {
     throw new HandshakeError(
-      `Malformed request target ${
-        _show(target)
-      }: only visible ASCII is allowed`,
+      `Malformed request target ${show(target)}: only visible ASCII is allowed`,
       400,
     );
   }
@@ -460,7 +459,7 @@ export function parseRequestHead(
 function _checkRequestVersion(version: string): void {
   const match = VERSION.exec(version);
   if (match === null) {
-    throw new HandshakeError(`Malformed HTTP version ${_show(version)}`, 400);
+    throw new HandshakeError(`Malformed HTTP version ${show(version)}`, 400);
   }
   if (match[1] !== "1") {
     // RFC 9110 §15.6.6: 505 "indicates that the server does not support, or
@@ -512,7 +511,7 @@ export function parseResponseHead(
   const match = STATUS_LINE.exec(startLine);
   if (match === null) {
     throw new HandshakeError(
-      `Invalid HTTP response: malformed status line ${_show(startLine)}`,
+      `Invalid HTTP response: malformed status line ${show(startLine)}`,
       0,
     );
   }
@@ -580,12 +579,12 @@ export function parseResponseHead(
  */
 export function writeRequestHead(head: RequestHead): Uint8Array {
   if (!TOKEN.test(head.method)) {
-    throw new TypeError(`Invalid request method ${_show(head.method)}`);
+    throw new TypeError(`Invalid request method ${show(head.method)}`);
   }
   if (!TARGET.test(head.target)) {
     throw new TypeError(
       `Invalid request target ${
-        _show(head.target)
+        show(head.target)
       }: only visible ASCII is allowed`,
     );
   }
@@ -637,7 +636,7 @@ export function writeResponseHead(head: ResponseHead): Uint8Array {
   if (CONTROL.test(head.statusText)) {
     throw new TypeError(
       `Invalid reason phrase ${
-        _show(head.statusText)
+        show(head.statusText)
       }: control characters could inject lines`,
     );
   }
@@ -710,18 +709,85 @@ export function writeResponse(
   return bytes;
 }
 
-// RFC 9110 §5.6.2: token = 1*tchar
-const TOKEN = /^[!#$%&'*+\-.^_`|~0-9A-Za-z]+$/;
+/**
+ * The standard reason phrase of an HTTP status code (RFC 9110 §15), for a
+ * status line or a body that says no more than the status does; `""` for a
+ * code without one (RFC 9112 §4: the reason-phrase may be empty, "a client
+ * SHOULD ignore" it).
+ *
+ * @param status The status code.
+ * @returns Its reason phrase, or `""`.
+ *
+ * @example
+ * ```ts
+ * import { reasonPhrase } from "@wsstream/wsstream";
+ * import assert from "node:assert/strict";
+ *
+ * assert.equal(reasonPhrase(404), "Not Found");
+ * assert.equal(reasonPhrase(426), "Upgrade Required");
+ * assert.equal(reasonPhrase(299), "");
+ * ```
+ */
+export function reasonPhrase(status: number): string {
+  return REASON_PHRASES.get(status) ?? "";
+}
+
+// RFC 9110 §15 (and RFC 6585 §3-§5 for 428, 429 and 431).
+const REASON_PHRASES = new Map<number, string>([
+  [100, "Continue"],
+  [101, "Switching Protocols"],
+  [200, "OK"],
+  [201, "Created"],
+  [202, "Accepted"],
+  [203, "Non-Authoritative Information"],
+  [204, "No Content"],
+  [205, "Reset Content"],
+  [206, "Partial Content"],
+  [300, "Multiple Choices"],
+  [301, "Moved Permanently"],
+  [302, "Found"],
+  [303, "See Other"],
+  [304, "Not Modified"],
+  [307, "Temporary Redirect"],
+  [308, "Permanent Redirect"],
+  [400, "Bad Request"],
+  [401, "Unauthorized"],
+  [402, "Payment Required"],
+  [403, "Forbidden"],
+  [404, "Not Found"],
+  [405, "Method Not Allowed"],
+  [406, "Not Acceptable"],
+  [407, "Proxy Authentication Required"],
+  [408, "Request Timeout"],
+  [409, "Conflict"],
+  [410, "Gone"],
+  [411, "Length Required"],
+  [412, "Precondition Failed"],
+  [413, "Content Too Large"],
+  [414, "URI Too Long"],
+  [415, "Unsupported Media Type"],
+  [416, "Range Not Satisfiable"],
+  [417, "Expectation Failed"],
+  [421, "Misdirected Request"],
+  [422, "Unprocessable Content"],
+  [426, "Upgrade Required"],
+  [428, "Precondition Required"],
+  [429, "Too Many Requests"],
+  [431, "Request Header Fields Too Large"],
+  [451, "Unavailable For Legal Reasons"],
+  [500, "Internal Server Error"],
+  [501, "Not Implemented"],
+  [502, "Bad Gateway"],
+  [503, "Service Unavailable"],
+  [504, "Gateway Timeout"],
+  [505, "HTTP Version Not Supported"],
+]);
+
 // RFC 9112 §3.2: the request-target has no whitespace; we also refuse
 // control characters and non-ASCII, which no valid URI form contains.
 const TARGET = /^[\x21-\x7e]+$/;
 const VERSION = /^HTTP\/(\d)\.(\d)$/;
 const STATUS_LINE = /^(HTTP\/(\d)\.\d) (\d{3})(?: (.*))?$/;
-// RFC 9110 §5.5: field values are VCHAR, obs-text, SP and HTAB; "Field
-// values containing CR, LF, or NUL characters are invalid and dangerous".
-// The other controls are invalid too, and nothing legitimate sends them.
-// deno-lint-ignore no-control-regex
-const CONTROL = /[\x00-\x08\x0a-\x1f\x7f]/;
 const BARE_CR_OR_LF = /[\r\n]/;
 
 // RFC 9112 §3.2: "A server MUST respond with a 400 (Bad Request) status code
@@ -736,16 +802,6 @@ const REQUEST_SINGLETONS = [
 // RFC 6455 §11.3.3 and §11.3.4: Sec-WebSocket-Accept and
 // Sec-WebSocket-Protocol "MUST NOT appear more than once in an HTTP response".
 const RESPONSE_SINGLETONS = ["sec-websocket-accept", "sec-websocket-protocol"];
-
-// A Map, not an object literal: a field named "constructor" must not find
-// Object's constructor.
-const CANONICAL_NAMES = new Map([
-  ["sec-websocket-key", "Sec-WebSocket-Key"],
-  ["sec-websocket-version", "Sec-WebSocket-Version"],
-  ["sec-websocket-accept", "Sec-WebSocket-Accept"],
-  ["sec-websocket-protocol", "Sec-WebSocket-Protocol"],
-  ["sec-websocket-extensions", "Sec-WebSocket-Extensions"],
-]);
 
 const ENCODER = new TextEncoder();
 /** The `rest` of a head with no bytes after it (see {@linkcode HeadParser}). */
@@ -805,15 +861,6 @@ function _latin1(bytes: Uint8Array): string {
     );
   }
   return text;
-}
-
-/** A value for an error message: bare when short and printable, else quoted. */
-function _show(value: string): string {
-  const short = value.length > 64 ? value.slice(0, 64) : value;
-  const more = short === value ? "" : "...";
-  return /^[\x21-\x7e]*$/.test(short) && short !== ""
-    ? short + more
-    : JSON.stringify(short) + more;
 }
 
 function _describeChar(char: string): string {
@@ -887,7 +934,7 @@ function _parseHead(
     }
     const colon = line.indexOf(":");
     if (colon === -1) {
-      throw fail(`Header line ${number} has no colon: ${_show(line)}`, 400);
+      throw fail(`Header line ${number} has no colon: ${show(line)}`, 400);
     }
     const name = line.slice(0, colon);
     if (!TOKEN.test(name)) {
@@ -900,7 +947,7 @@ function _parseHead(
       // between a header field name and colon."
       const char = /[^!#$%&'*+\-.^_`|~0-9A-Za-z]/.exec(name)![0];
       throw fail(
-        `Invalid header field name ${_show(name)} in line ${number}: ${
+        `Invalid header field name ${show(name)} in line ${number}: ${
           _describeChar(char)
         }${colon === name.trimEnd().length ? "" : " before the colon"}`,
         400,
@@ -919,19 +966,12 @@ function _parseHead(
     }
     const lower = name.toLowerCase();
     if (singletons.includes(lower) && fields.has(lower)) {
-      throw fail(`Header ${_canonical(lower)} appears more than once`, 400);
+      throw fail(`Header ${canonical(lower)} appears more than once`, 400);
     }
     fields.append(lower, value);
   }
   return { startLine: lines[0]!, fields };
 }
-
-/** 1 for the bytes of a token (RFC 9110 §5.6.2: tchar), else 0. */
-const TCHAR = new Uint8Array(128);
-for (const char of "!#$%&'*+-.^_`|~") TCHAR[char.charCodeAt(0)] = 1;
-for (let code = 0x30; code <= 0x39; code++) TCHAR[code] = 1;
-for (let code = 0x41; code <= 0x5a; code++) TCHAR[code] = 1;
-for (let code = 0x61; code <= 0x7a; code++) TCHAR[code] = 1;
 
 /**
  * The start line and fields of a head when every line is well formed, in
@@ -985,28 +1025,23 @@ function _parseWellFormed(
 function _checkVersion(version: string): void {
   if (!VERSION.test(version)) {
     throw new TypeError(
-      `Invalid HTTP version ${_show(version)}: expected HTTP/d.d`,
+      `Invalid HTTP version ${show(version)}: expected HTTP/d.d`,
     );
   }
-}
-
-function _canonical(name: string): string {
-  return CANONICAL_NAMES.get(name) ??
-    name.replace(/(^|-)([a-z])/g, (_, dash, char) => dash + char.toUpperCase());
 }
 
 function _writeFields(headers: Headers): string {
   let text = "";
   for (const [name, value] of headers) {
     if (!TOKEN.test(name)) {
-      throw new TypeError(`Invalid header field name ${_show(name)}`);
+      throw new TypeError(`Invalid header field name ${show(name)}`);
     }
     if (CONTROL.test(value)) {
       throw new TypeError(
         `Invalid value for header ${name}: CR, LF, NUL and other control characters could inject header lines`,
       );
     }
-    text += `${_canonical(name.toLowerCase())}: ${value}\r\n`;
+    text += `${canonical(name.toLowerCase())}: ${value}\r\n`;
   }
   return text;
 }
