@@ -1633,10 +1633,15 @@ export class WebSocketConnection {
     }
     if (!this.#readableDone) {
       this.#readableDone = true;
+      // Iteration's one rule: it ends after a clean close, and throws a
+      // ConnectionClosedError after an unclean one (its cause the
+      // ProtocolError when the peer broke the protocol).
       this.#endInbox(
         info.wasClean
           ? null
-          : error ?? closedError ?? this.#closedError("receive"),
+          : error === undefined
+          ? closedError ?? this.#closedError("receive")
+          : this.#closedError("receive", error),
       );
     }
     // A graceful end flushes what was written (the close frame), but a peer

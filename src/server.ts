@@ -15,7 +15,7 @@ import {
   takeover,
   type WebSocketConnection,
 } from "./connection.ts";
-import { HandshakeError } from "./errors.ts";
+import { ConnectionClosedError, HandshakeError } from "./errors.ts";
 import {
   buildServerResponse,
   type ExtensionOffer,
@@ -134,7 +134,9 @@ export interface ServeOptions extends ConnectionOptions {
 
 /**
  * Handles one accepted connection. When it throws or rejects, the error goes
- * to `onError` and the connection is closed with 1011.
+ * to `onError` and the connection, if still open, is closed with 1011; a
+ * `ConnectionClosedError` thrown because the connection closed (a peer that
+ * went away, cleanly or not) ends the handler quietly.
  *
  * @example
  * ```ts
@@ -241,9 +243,16 @@ export async function serve(
   const handshaking = new LinkedList<Handshake>();
   let closing = false;
 
+  // A handler that ends because its connection closed (its iteration or a
+  // send threw ConnectionClosedError) is normal life for a server: a peer
+  // that vanishes is no bug. Only other errors, or that one while the
+  // connection is still open (from another connection, say), are reported,
+  // and a connection still open is then closed with 1011.
   const failed = (connection: WebSocketConnection, error: unknown) => {
+    const open = connection.info.state === "open";
+    if (error instanceof ConnectionClosedError && !open) return;
     onError(error);
-    connection.close({ code: 1011 }).catch(() => {});
+    if (open) connection.close({ code: 1011 }).catch(() => {});
   };
   // Not an async function: its frame would keep `request` (the parsed
   // headers) for as long as the handler runs, whether the handler keeps it

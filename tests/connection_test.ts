@@ -1500,15 +1500,18 @@ describe("WebSocketConnection protocol errors", () => {
         bounded(async () => {
           const { conn, peer } = withRawPeer(role, options);
           // The application reads on: it gets what came before the bad
-          // frame, then the ProtocolError.
+          // frame, then a ConnectionClosedError caused by the ProtocolError.
           const received: Message[] = [];
           const reading = assert.rejects(
             async () => {
               for await (const message of conn.readable) received.push(message);
             },
             (error) => {
-              assert.ok(error instanceof ProtocolError, `${error}`);
+              assert.ok(error instanceof ConnectionClosedError, `${error}`);
               assert.equal(error.closeCode, code);
+              assert.equal(error.wasClean, false);
+              assert.ok(error.cause instanceof ProtocolError, `${error.cause}`);
+              assert.equal(error.cause.closeCode, code);
               return true;
             },
           );
