@@ -1113,49 +1113,66 @@ export async function buildServerResponse(
 
 /**
  * Writes the complete HTTP response refusing a handshake: the error's status
- * with its standard reason phrase, the error's headers, its message as a
- * plain-text body, and `Connection: close`, since the connection is then
- * closed.
+ * with its standard reason phrase, the error's headers, its `body` when it
+ * has one, and `Connection: close`, since the connection is then closed.
+ *
+ * The error's message is never sent: it is for the server's logs, and may
+ * name what a client should not learn (a key, a path, why a token was
+ * refused). An error without a body gets a neutral one, the reason phrase
+ * (`Forbidden`), as `text/plain; charset=utf-8`; one with a body is sent
+ * that body, with the error's `Content-Type` if it has one (else
+ * `text/plain; charset=utf-8`).
  *
  * @param error The refusal, as thrown by {@linkcode validateClientRequest},
- * {@linkcode parseRequestHead} or {@linkcode HeadParser}.
+ * {@linkcode parseRequestHead}, {@linkcode HeadParser} or a server's hook.
  * @returns The response bytes to send before closing.
  * @throws {RangeError} If the status is not a 4xx or 5xx refusal (a client
  * side error, status 0, is not a reply).
  *
- * @example
+ * @example A refusal with a body of its own, and one without
  * ```ts
  * import { HandshakeError, refusalResponse } from "@wsstream/wsstream";
  * import assert from "node:assert/strict";
  *
- * const bytes = refusalResponse(
+ * const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);
+ * const login = decode(refusalResponse(
+ *   new HandshakeError("token 1234 expired", 401, {
+ *     headers: { "WWW-Authenticate": "Basic" },
+ *     body: "Log in first",
+ *   }),
+ * ));
+ * assert.ok(login.startsWith("HTTP/1.1 401 Unauthorized\r\n"));
+ * assert.ok(login.includes("Www-Authenticate: Basic\r\n"));
+ * assert.ok(login.endsWith("\r\n\r\nLog in first"));
+ * assert.ok(!login.includes("1234"));
+ *
+ * const method = decode(refusalResponse(
  *   new HandshakeError("Method POST is not allowed", 405, { headers: { allow: "GET" } }),
- * );
- * const text = new TextDecoder().decode(bytes);
- * assert.ok(text.startsWith("HTTP/1.1 405 Method Not Allowed\r\n"));
- * assert.ok(text.includes("Allow: GET\r\n"));
- * assert.ok(text.endsWith("\r\n\r\nMethod POST is not allowed\n"));
+ * ));
+ * assert.ok(method.includes("Allow: GET\r\n"));
+ * assert.ok(method.endsWith("\r\n\r\nMethod Not Allowed"));
  * ```
  */
 export function refusalResponse(error: HandshakeError): Uint8Array {
-  if (
-    !Number.isInteger(error.status) || error.status < 400 ||
-    error.status > 599
-  ) {
+  const { status } = error;
+  if (!Number.isInteger(status) || status < 400 || status > 599) {
     throw new RangeError(
-      `Cannot refuse a handshake with status ${error.status}: expected 4xx or 5xx`,
+      `Cannot refuse a handshake with status ${status}: expected 4xx or 5xx`,
     );
   }
-  // Content-Length and Content-Type are written by writeResponse for this
-  // body; stale ones from the error must not contradict them.
+  // Content-Length is written by writeResponse for this body; a stale one
+  // (or a Transfer-Encoding) from the error must not contradict it.
   const headers = new Headers(error.headers);
   headers.delete("content-length");
-  return writeResponse(
-    error.status,
-    reasonPhrase(error.status),
-    headers,
-    `${error.message}\n`,
-  );
+  headers.delete("transfer-encoding");
+  const phrase = reasonPhrase(status);
+  // HandshakeError keeps "" for "no body given".
+  let body = error.body;
+  if (body === "" && phrase !== "") {
+    body = phrase;
+    headers.set("content-type", "text/plain; charset=utf-8");
+  }
+  return writeResponse(status, phrase, headers, body);
 }
 
 // RFC 3986 §3.2.2-§3.2.3: an IP literal in brackets (IPv6 or IPvFuture),

@@ -1015,7 +1015,7 @@ describe("refusalResponse", () => {
     };
   }
 
-  test("refusalResponse writes 405 with Allow, Connection: close and the message", () => {
+  test("refusalResponse writes 405 with Allow, Connection: close and the reason phrase, not the message", () => {
     let error: HandshakeError | undefined;
     try {
       validateClientRequest(request({}, { method: "POST" }));
@@ -1029,7 +1029,7 @@ describe("refusalResponse", () => {
     assert.equal(head.headers.get("allow"), "GET");
     assert.equal(head.headers.get("connection"), "close");
     assert.equal(head.headers.get("content-type"), "text/plain; charset=utf-8");
-    assert.equal(body, `${error.message}\n`);
+    assert.equal(body, "Method Not Allowed");
     assert.equal(
       Number(head.headers.get("content-length")),
       encoder.encode(body).length,
@@ -1053,10 +1053,7 @@ describe("refusalResponse", () => {
     assert.equal(head.headers.get("upgrade"), "websocket");
     assert.equal(head.headers.get("sec-websocket-version"), "13");
     assert.equal(head.headers.get("connection"), "Upgrade, close");
-    assert.equal(
-      body,
-      "Unsupported Sec-WebSocket-Version: 8; this server speaks 13\n",
-    );
+    assert.equal(body, "Upgrade Required");
   });
 
   test("refusalResponse uses the standard reason phrase for 400, 431 and 505", () => {
@@ -1074,12 +1071,59 @@ describe("refusalResponse", () => {
     }
   });
 
-  test("refusalResponse writes a non-ASCII message as UTF-8 with the right length", () => {
+  test("refusalResponse writes a non-ASCII body as UTF-8 with the right length", () => {
     const { head, body } = read(
-      refusalResponse(new HandshakeError("Nicht erlaubt: ü", 403)),
+      refusalResponse(
+        new HandshakeError("internal", 403, { body: "Nicht erlaubt: ü" }),
+      ),
     );
-    assert.equal(body, "Nicht erlaubt: ü\n");
-    assert.equal(head.headers.get("content-length"), "18");
+    assert.equal(body, "Nicht erlaubt: ü");
+    assert.equal(head.headers.get("content-length"), "17");
+    assert.equal(head.headers.get("content-type"), "text/plain; charset=utf-8");
+  });
+
+  test("refusalResponse sends the error's body and headers, never its message", () => {
+    const error = new HandshakeError("secret detail", 401, {
+      headers: { "WWW-Authenticate": "Basic", "Content-Length": "999" },
+      body: "log in",
+    });
+    const bytes = refusalResponse(error);
+    const { head, body } = read(bytes);
+    assert.equal(head.status, 401);
+    assert.equal(head.statusText, "Unauthorized");
+    assert.equal(head.headers.get("www-authenticate"), "Basic");
+    assert.equal(head.headers.get("content-length"), "6");
+    assert.equal(body, "log in");
+    assert.ok(!decoder.decode(bytes).includes("secret"));
+  });
+
+  test("refusalResponse keeps the error's Content-Type for its body, writes text/plain for the default one", () => {
+    const json = read(refusalResponse(
+      new HandshakeError("no", 403, {
+        headers: { "content-type": "application/json" },
+        body: '{"error":"banned"}',
+      }),
+    ));
+    assert.equal(json.head.headers.get("content-type"), "application/json");
+    assert.equal(json.body, '{"error":"banned"}');
+    const neutral = read(refusalResponse(
+      new HandshakeError("no", 403, {
+        headers: { "content-type": "application/json" },
+      }),
+    ));
+    assert.equal(
+      neutral.head.headers.get("content-type"),
+      "text/plain; charset=utf-8",
+    );
+    assert.equal(neutral.body, "Forbidden");
+  });
+
+  test("refusalResponse sends no body for a status without a reason phrase", () => {
+    const { head, body } = read(
+      refusalResponse(new HandshakeError("no", 499)),
+    );
+    assert.equal(body, "");
+    assert.equal(head.headers.get("content-length"), "0");
   });
 
   test("refusalResponse refuses a status that is not 4xx or 5xx with RangeError", () => {

@@ -491,7 +491,7 @@ describe(`serve() over ${runtimeName()} sockets`, () => {
         upgradeRequest({ headers: { "Sec-WebSocket-Key": null } }),
       );
       assert.equal(response.status, 400);
-      assert.match(response.body, /Sec-WebSocket-Key/);
+      assert.equal(response.body, "Bad Request"); // not what was wrong
     }),
   );
 
@@ -571,7 +571,7 @@ describe(`serve() over ${runtimeName()} sockets`, () => {
       about(elapsed, 250, 1_000, "closed");
       const response = parseResponse(text);
       assert.equal(response.status, 408);
-      assert.match(response.body, /timed out/);
+      assert.equal(response.body, "Request Timeout");
     }),
   );
 
@@ -682,7 +682,7 @@ describe(`serve() over ${runtimeName()} sockets`, () => {
           error.headers.get("www-authenticate"),
           'Bearer realm="chat"',
         );
-        assert.equal(error.body, "Who are you?\n");
+        assert.equal(error.body, "Unauthorized"); // not the message
         return true;
       });
       const raw = await exchange(port, upgradeRequest());
