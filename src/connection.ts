@@ -11,10 +11,11 @@
  * @module
  */
 
-import {
-  type ByteChannel,
-  type ByteStream,
-  channelOf,
+import type {
+  ByteChannel,
+  ByteStream,
+  ChannelReader,
+  WriteFailureListener,
 } from "./byte_channel.ts";
 import { DEFAULT_CLOSE_REASONS, encodeClosePayload } from "./close.ts";
 import { ConnectionClosedError, ProtocolError } from "./errors.ts";
@@ -29,12 +30,8 @@ import {
 import { BYTES_TAKEN } from "./_copy.ts";
 import { type Deadline, DeadlineQueues } from "./_deadline_queue.ts";
 import { Link, LinkedList } from "./_linked_list.ts";
-import {
-  type ChannelReader,
-  SocketChannel,
-  type WriteFailureListener,
-} from "./_socket_channel.ts";
-import type { Address } from "./transport.ts";
+import { channelOf } from "./stream_channel.ts";
+import type { Address } from "./address.ts";
 import { Utf8Decoder } from "./utf8.ts";
 
 export type { ByteStream } from "./byte_channel.ts";
@@ -733,9 +730,7 @@ export class WebSocketConnection {
       this,
       openIn instanceof Set ? openIn : undefined,
     );
-    if (this.#channel instanceof SocketChannel) {
-      this.#channel.tellWriteFailures(this.#events);
-    } else this.#channel.onWriteError(() => this.#onTransportError());
+    this.#channel.tellWriteFailures(this.#events);
     if (openIn instanceof Set) openIn.add(this);
     else if (openIn !== undefined) enterOpen(openIn, this.#events);
 
@@ -1201,8 +1196,7 @@ export class WebSocketConnection {
     // from its header that starts with this byte is only flushed early.
     if (this.#corkedBytes >= CORK_LIMIT || bytes[0] === CLOSE_FRAME_BYTE) {
       this.#uncork();
-      return this.#channel instanceof SocketChannel &&
-        this.#channel.bufferedAmount === 0 && !this.#channel.closed;
+      return this.#channel.handedOff;
     }
     if (!this.#flushScheduled) {
       this.#flushScheduled = true;
@@ -1365,14 +1359,7 @@ export class WebSocketConnection {
       const head = this.#head;
       if (head === null) {
         this.#reading = true;
-        const channel = this.#channel, events = this.#events;
-        if (channel instanceof SocketChannel) channel.readTo(events);
-        else {
-          channel.read().then(
-            (bytes) => events.received(bytes),
-            (error) => events.failed(error),
-          );
-        }
+        this.#channel.readTo(this.#events);
         return;
       }
       this.#head = null; // the bytes read past the handshake come first
