@@ -5,10 +5,9 @@
  * @module
  */
 
-import type { ByteChannel } from "./byte_channel.ts";
+import type { ByteChannel, ChannelReader } from "./byte_channel.ts";
 import { HandshakeError } from "./errors.ts";
 import { type HeadLimits, HeadParser } from "./http1.ts";
-import { type ChannelReader, SocketChannel } from "./_socket_channel.ts";
 
 type Head = { head: Uint8Array; rest: Uint8Array };
 
@@ -36,9 +35,9 @@ export function readHead(
   } catch (error) {
     return Promise.reject(error);
   }
-  if (signal === undefined && channel instanceof SocketChannel) {
+  if (signal === undefined) {
     // A server's every connection: one promise, and no async function's
-    // frame or promise per read.
+    // frame or promise per read (every channel can readTo).
     return new Promise((resolve, reject) =>
       channel.readTo(new HeadReader(channel, parser, resolve, reject))
     );
@@ -49,14 +48,8 @@ export function readHead(
 async function readWithPromises(
   channel: ByteChannel,
   parser: HeadParser,
-  signal: AbortSignal | undefined,
+  signal: AbortSignal,
 ): Promise<Head> {
-  if (signal === undefined) {
-    while (true) {
-      const result = parser.push(headBytes(await channel.read()));
-      if (result !== null) return result;
-    }
-  }
   signal.throwIfAborted();
   let onAbort = () => {};
   const aborted = new Promise<never>((_, reject) => {
@@ -86,10 +79,10 @@ function headBytes(bytes: Uint8Array | null): Uint8Array {
   return bytes;
 }
 
-/** Reads a socket channel with {@link SocketChannel.readTo} until the head is in. */
+/** Reads a channel with {@link ByteChannel.readTo} until the head is in. */
 class HeadReader implements ChannelReader {
   constructor(
-    readonly channel: SocketChannel,
+    readonly channel: ByteChannel,
     readonly parser: HeadParser,
     readonly resolve: (head: Head) => void,
     readonly reject: (error: unknown) => void,

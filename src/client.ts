@@ -5,7 +5,8 @@
  */
 
 import { readHead } from "./_read_head.ts";
-import { type ByteChannel, channelOf } from "./byte_channel.ts";
+import type { ByteChannel } from "./byte_channel.ts";
+import { channelOf } from "./stream_channel.ts";
 import {
   type ConnectionOptions,
   takeover,

@@ -7,7 +7,7 @@
 import { DeadlineQueue } from "./_deadline_queue.ts";
 import { Link, LinkedList } from "./_linked_list.ts";
 import { readHead } from "./_read_head.ts";
-import { channelOf } from "./byte_channel.ts";
+import { channelOf } from "./stream_channel.ts";
 import {
   type CloseInfo,
   type ConnectionOptions,

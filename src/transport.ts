@@ -6,23 +6,12 @@
  * @module
  */
 
+import type { Address } from "./address.ts";
 import type { ByteChannel } from "./byte_channel.ts";
 
-/**
- * A network address.
- *
- * @example
- * ```ts
- * import type { Address } from "@wsstream/wsstream";
- * const addr: Address = { hostname: "127.0.0.1", port: 9001 };
- * ```
- */
-export interface Address {
-  /** The IP address (IPv6 without brackets) or host name. */
-  hostname: string;
-  /** The TCP port. */
-  port: number;
-}
+// Every transport has addresses: its importers (and the runtimes' entry
+// points, which re-export this module's types) get the type from here too.
+export type { Address } from "./address.ts";
 
 /**
  * A connected byte stream: what a WebSocket connection runs over.

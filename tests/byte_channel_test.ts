@@ -1,11 +1,15 @@
 /**
- * `channelOf` over streams (what `takeover` of any byte stream runs on) and
- * `ChannelTransport`'s streams over a channel. The runtimes' own channels
- * are tested over real sockets in transports_test.ts.
+ * The byte channel interface as `channelOf` fills it over streams (what
+ * `takeover` of any byte stream runs on: src/stream_channel.ts), and
+ * `ChannelTransport`'s streams over a channel (src/channel_transport.ts).
+ * The runtimes' own channels are tested over real sockets in
+ * transports_test.ts.
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { channelOf, ChannelTransport } from "../src/byte_channel.ts";
+import type { ChannelReader } from "../src/byte_channel.ts";
+import { ChannelTransport } from "../src/channel_transport.ts";
+import { channelOf } from "../src/stream_channel.ts";
 import { within } from "./_wait.ts";
 
 const bytes = (...values: number[]) => new Uint8Array(values);
@@ -75,12 +79,72 @@ describe("channelOf over a readable/writable pair", () => {
       close: () => closed++,
     });
     const reported: unknown[] = [];
-    channel.onWriteError((error) => reported.push(error));
+    channel.tellWriteFailures({ writeFailed: (error) => reported.push(error) });
     channel.write(bytes(1));
     await assert.rejects(within(1_000, channel.drained()), failure);
     assert.deepEqual(reported, [failure]);
     assert.throws(() => channel.write(bytes(2)), failure);
     assert.equal(closed, 1, "a failed stream is closed");
+  });
+
+  test("readTo tells a reader (never before it returns) the bytes, then the end", async () => {
+    const pipe = new TransformStream<Uint8Array, Uint8Array>();
+    const channel = channelOf(pipe);
+    /** One readTo, as a promise, checking it was not told synchronously. */
+    const readOnce = () => {
+      const told = Promise.withResolvers<Uint8Array | null>();
+      let returned = false;
+      const reader: ChannelReader = {
+        received: (bytes) => {
+          assert.ok(returned, "told before readTo returned");
+          told.resolve(bytes);
+        },
+        failed: told.reject,
+      };
+      channel.readTo(reader);
+      returned = true;
+      return within(1_000, told.promise);
+    };
+    channel.write(bytes(1, 2));
+    assert.deepEqual(await readOnce(), bytes(1, 2));
+    const pending = readOnce(); // waiting when the bytes come
+    channel.write(bytes(3));
+    assert.deepEqual(await pending, bytes(3));
+    await channel.closeWrite();
+    assert.equal(await readOnce(), null);
+    channel.close();
+    assert.equal(await readOnce(), null, "and again, once closed");
+  });
+
+  test("readTo tells a reader the stream's error", async () => {
+    const failure = new Error("reset");
+    const channel = channelOf({
+      readable: new ReadableStream({ pull: (c) => c.error(failure) }),
+      writable: new WritableStream(),
+    });
+    const told = Promise.withResolvers<unknown>();
+    channel.readTo({
+      received: () => told.reject(new Error("told received")),
+      failed: told.resolve,
+    });
+    assert.equal(await within(1_000, told.promise), failure);
+    channel.close();
+  });
+
+  test("handedOff is never true: the stream may still hold the bytes", async () => {
+    // The very buffer written comes out of a TransformStream's readable.
+    const pipe = new TransformStream<Uint8Array, Uint8Array>();
+    const channel = channelOf(pipe);
+    const written = bytes(1, 2, 3);
+    channel.write(written);
+    assert.equal(channel.handedOff, false);
+    const read = await within(1_000, channel.read());
+    await within(1_000, channel.drained());
+    assert.equal(channel.bufferedAmount, 0);
+    assert.equal(read, written, "not a copy: the writer must not reuse it");
+    assert.equal(channel.handedOff, false);
+    channel.close();
+    assert.equal(channel.handedOff, false);
   });
 
   test("close() ends reading, cancels the readable and closes the source", async () => {

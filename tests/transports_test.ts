@@ -17,8 +17,7 @@ import type {
   Listener,
   Transport,
 } from "../src/transport.ts";
-import type { ByteChannel } from "../src/byte_channel.ts";
-import { SocketChannel } from "../src/_socket_channel.ts";
+import type { ByteChannel, ChannelReader } from "../src/byte_channel.ts";
 import { cert, key } from "./_certs.ts";
 import { bounded, sleep, within } from "./_wait.ts";
 
@@ -527,19 +526,19 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
       boundedFor(async () => {
         const { port, next } = await serve();
         const client = (await connect(port)).channel!;
-        const server = (await next()).channel;
-        assert.ok(server instanceof SocketChannel);
+        const server = (await next()).channel!;
         /** One readTo, as a promise, checking it was not told synchronously. */
-        const readOnce = (channel: SocketChannel) => {
+        const readOnce = (channel: ByteChannel) => {
           const told = Promise.withResolvers<Uint8Array | null>();
           let returned = false;
-          channel.readTo({
+          const reader: ChannelReader = {
             received: (bytes) => {
               assert.ok(returned, "told before readTo returned");
               told.resolve(bytes);
             },
             failed: told.reject,
-          });
+          };
+          channel.readTo(reader);
           returned = true;
           return within(5_000, told.promise);
         };
@@ -555,6 +554,34 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
         client.close();
         assert.equal(await readOnce(server), null);
         assert.equal(await readOnce(server), null); // and again, at the end
+      }),
+    );
+
+    test(
+      "handedOff: true once the socket took every byte, false while any is queued and once closed",
+      boundedFor(async () => {
+        const { port, next } = await serve();
+        const client = (await connect(port)).channel!;
+        const server = (await next()).channel!;
+        assert.equal(client.handedOff, true, "nothing written yet");
+        const block = new Uint8Array(MiB).map((_, i) => patternByte(i));
+        // Blocks the peer does not read, until the kernel's buffers (and
+        // Bun's own) are full and one stays queued.
+        let sent = 0;
+        while (client.bufferedAmount === 0 && sent < 64 * MiB) {
+          client.write(block);
+          sent += MiB;
+        }
+        assert.ok(client.bufferedAmount > 0);
+        assert.equal(client.handedOff, false);
+        const [received] = await Promise.all([
+          readBytes(server, sent),
+          within(5_000, client.drained()),
+        ]);
+        assert.equal(received.length, sent);
+        assert.equal(client.handedOff, true);
+        client.close();
+        assert.equal(client.handedOff, false);
       }),
     );
 
@@ -575,9 +602,11 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
         const client = (await connect(port)).channel!;
         (await next()).close(); // the peer is gone: our bytes meet a reset
         let reported: unknown = null;
-        client.onWriteError((error) => (reported = error));
+        client.tellWriteFailures({
+          writeFailed: (error) => (reported = error),
+        });
         // Until the kernel learns of the reset, writes still succeed; the
-        // failure comes as a thrown write or as onWriteError, whichever the
+        // failure comes as a thrown write or as writeFailed, whichever the
         // runtime's timing gives first.
         const block = new Uint8Array(64 * KiB);
         let thrown: unknown = null;

@@ -6,11 +6,9 @@
  *
  * @module
  */
-import {
-  type ChannelReader,
-  closedError,
-  SocketChannel,
-} from "../_socket_channel.ts";
+import type { ChannelReader } from "../byte_channel.ts";
+import { closedError } from "../_drain_waiters.ts";
+import { SocketChannel } from "../_socket_channel.ts";
 import type * as t from "../transport.ts";
 
 // An entry point of its own: the types its export refers to come with it.

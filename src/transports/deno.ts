@@ -5,7 +5,8 @@
  *
  * @module
  */
-import { type ChannelReader, SocketChannel } from "../_socket_channel.ts";
+import type { ChannelReader } from "../byte_channel.ts";
+import { SocketChannel } from "../_socket_channel.ts";
 import type * as t from "../transport.ts";
 
 // An entry point of its own: the types its export refers to come with it.
