@@ -7,6 +7,7 @@
 import { DeadlineQueue } from "./_deadline_queue.ts";
 import { Link, LinkedList } from "./_linked_list.ts";
 import { readHead } from "./_read_head.ts";
+import { DEFAULT_MAX_BODY_SIZE, serveFallback } from "./_http_fallback.ts";
 import { channelOf } from "./stream_channel.ts";
 import {
   type CloseInfo,
@@ -25,12 +26,7 @@ import {
   type UpgradeRequest,
   validateClientRequest,
 } from "./handshake.ts";
-import {
-  type HeadLimits,
-  parseRequestHead,
-  type RequestHead,
-  writeResponse,
-} from "./http1.ts";
+import { type HeadLimits, parseRequestHead } from "./http1.ts";
 import { currentRuntime } from "./runtime.ts";
 import type {
   Address,
@@ -118,10 +114,27 @@ export interface ServeOptions extends ConnectionOptions {
     | ((request: ServerRequest) => UpgradeDecision | Promise<UpgradeDecision>)
     | undefined;
   /**
-   * Answers plain HTTP requests (those without `Upgrade: websocket`). Without
-   * it they get 426 Upgrade Required. Request bodies are not read.
+   * Answers plain HTTP requests (those without `Upgrade: websocket`), as a
+   * fetch-style handler. Without it they get 426 Upgrade Required.
+   *
+   * The request's `body` streams the bytes as the handler reads them
+   * (`Content-Length` or chunked, up to `maxBodySize`); the `Response`'s
+   * body is sent as bytes, with `Content-Length` when its length is known
+   * and chunked otherwise (close-delimited to HTTP/1.0). Connections are
+   * kept alive between requests as RFC 9112 §9.3 says, each next request
+   * awaited for up to `handshakeTimeout`, and a WebSocket upgrade on a kept
+   * connection is accepted as on a new one. A handler that throws gets the
+   * client a 500 and `onError` the error (a thrown `HandshakeError` is sent
+   * as that refusal instead); malformed requests get 400 and never reach it.
    */
   fallback?: ((request: Request) => Response | Promise<Response>) | undefined;
+  /**
+   * Most bytes of one request body for `fallback` (default 1 MiB, 1 048 576).
+   * A `Content-Length` over it is refused with 413 before `fallback` is
+   * called; a chunked body that grows over it errors the request's stream,
+   * and the client gets 413.
+   */
+  maxBodySize?: number | undefined;
   /** How long a client may take to send its handshake, in ms (default 10 000); then 408. */
   handshakeTimeout?: number | undefined;
   /** Limits on the request head; over them, 414 (the request line) or 431. */
@@ -232,6 +245,12 @@ export async function serve(
       `handshakeTimeout must be a positive number, got ${handshakeTimeout}`,
     );
   }
+  const maxBodySize = options.maxBodySize ?? DEFAULT_MAX_BODY_SIZE;
+  if (!Number.isSafeInteger(maxBodySize) || maxBodySize < 0) {
+    throw new RangeError(
+      `maxBodySize must be a non-negative integer, got ${maxBodySize}`,
+    );
+  }
   const port = options.port ?? 8000;
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new RangeError(`Invalid port ${port}: use 0 to 65535`);
@@ -326,19 +345,29 @@ export async function serve(
         return; // Timed out (or the server closed it): not ours to end.
       }
       if (!deadline.unlink()) return; // Timed out meanwhile.
-      const requestHead = parseRequestHead(read.head, options.headLimits);
+      let requestHead = parseRequestHead(read.head, options.headLimits);
       if (options.fallback && !isWebSocketRequest(requestHead)) {
-        const fetchRequest = toRequest(
-          requestHead,
+        // Plain HTTP until the connection closes, or until a request on it
+        // asks for a WebSocket: that one goes on below.
+        const upgrade = await serveFallback(
           transport,
-          options.cert !== undefined,
+          channel,
+          requestHead,
+          read.rest,
+          {
+            handler: options.fallback,
+            secure: options.cert !== undefined,
+            headLimits: options.headLimits,
+            maxBodySize,
+            idleTimeout: handshakeTimeout,
+            closeTimeout: refusalTimeout,
+            onError,
+            closing: () => closing,
+          },
         );
-        inHook = true;
-        const response = await options.fallback(fetchRequest);
-        const bytes = await serializeResponse(response);
-        inHook = false;
-        await refuse(transport, bytes);
-        return;
+        if (upgrade === null) return;
+        requestHead = upgrade.head;
+        read = { head: read.head, rest: upgrade.rest };
       }
       const upgrade = validateClientRequest(requestHead);
       // Not a spread: that would read upgrade.headers, which is made only
@@ -461,51 +490,4 @@ export async function serve(
       return closePromise;
     },
   };
-}
-
-/** Makes a Fetch API `Request` of a plain HTTP request head, for `fallback`. */
-function toRequest(
-  head: RequestHead,
-  transport: Transport,
-  secure: boolean,
-): Request {
-  const local = transport.localAddr;
-  // An IPv6 address needs its brackets in a URL's authority.
-  const host = head.headers.get("host") ??
-    (local
-      ? `${
-        local.hostname.includes(":") ? `[${local.hostname}]` : local.hostname
-      }:${local.port}`
-      : "localhost");
-  const target = head.target.startsWith("/") ? head.target : "/";
-  try {
-    return new Request(`${secure ? "https" : "http"}://${host}${target}`, {
-      method: head.method,
-      headers: head.headers,
-    });
-  } catch (error) {
-    // A Host that is not a valid authority, or a method Fetch forbids
-    // (CONNECT, TRACE): the client's request is at fault, so it gets a 400,
-    // not a 500 and a call to onError.
-    throw new HandshakeError(
-      `Cannot pass this request to fallback: ${(error as Error).message}`,
-      400,
-      { cause: error },
-    );
-  }
-}
-
-/** Writes a Fetch API `Response` as HTTP/1.1 bytes, closing after it. */
-async function serializeResponse(response: Response): Promise<Uint8Array> {
-  const body = await response.text();
-  const headers = new Headers(response.headers);
-  headers.delete("content-length");
-  headers.delete("connection");
-  headers.delete("transfer-encoding");
-  return writeResponse(
-    response.status,
-    response.statusText || "OK",
-    headers,
-    body,
-  );
 }
