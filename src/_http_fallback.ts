@@ -230,16 +230,16 @@ async function readNextHead(
   const timer = setTimeout(() => {
     expired = true;
     if (started) {
-      // Bounded like every write here; the close ends the pending read.
-      send(
-        channel,
-        refusalResponse(
+      // The close, bounded by the close timeout, ends the pending read;
+      // its bytes are not read here (that read is still under way).
+      try {
+        channel.write(refusalResponse(
           new HandshakeError("Timed out reading a request head", 408),
-        ),
-        settings.idleTimeout,
-      ).then(() => channel.closeWrite()).catch(() => {}).finally(() =>
-        channel.close()
-      );
+        ));
+      } catch {
+        // Gone already.
+      }
+      void closeGracefully(transport, channel, input, true, settings);
     } else {
       channel.close(); // RFC 9112 §9.5: an idle connection may just close.
     }
@@ -305,11 +305,23 @@ class Input {
     this.#pending = pending;
   }
 
+  /** The read under way, which the next one waits for. */
+  #busy: Promise<unknown> = Promise.resolve();
+
   /**
    * The next bytes, or `null` at the end. With `idle`, a channel read that
    * waits longer than the idle timeout closes the channel (and so ends).
+   * Reads wait for each other: a channel takes one at a time, and one
+   * still under way for the request body (a handler that gave up on it)
+   * must end before the connection is read for anything else.
    */
-  async read(idle: boolean): Promise<Uint8Array | null> {
+  read(idle: boolean): Promise<Uint8Array | null> {
+    const read = this.#busy.then(() => this.#read(idle));
+    this.#busy = read.catch(() => {});
+    return read;
+  }
+
+  async #read(idle: boolean): Promise<Uint8Array | null> {
     const pending = this.#pending;
     if (pending.length > 0) {
       this.#pending = NOTHING;
@@ -1051,8 +1063,7 @@ async function closeGracefully(
   const lingering = (async () => {
     await channel.closeWrite();
     if (intact) return;
-    input.takeRest();
-    while (await channel.read() !== null);
+    while (await input.read(false) !== null);
   })();
   lingering.catch(() => {}); // the client is gone: nothing to tell it
   await Promise.race([lingering, deadline]).catch(() => {});

@@ -7,6 +7,7 @@ import {
   HeadParser,
   parseRequestHead,
   parseResponseHead,
+  reasonPhrase,
   writeRequestHead,
   writeResponse,
   writeResponseHead,
@@ -1231,5 +1232,24 @@ describe("parsed heads' headers", () => {
     assert.deepEqual(result.rest, new Uint8Array([0x81, 0x00]));
     withFrame[withFrame.length - 1] = 0xff;
     assert.deepEqual(result.rest, new Uint8Array([0x81, 0x00]), "a copy");
+  });
+});
+
+describe("reasonPhrase", () => {
+  test('reasonPhrase gives RFC 9110\'s phrases, and "" for a code without one', () => {
+    const phrases: [number, string][] = [
+      [200, "OK"],
+      [204, "No Content"],
+      [304, "Not Modified"],
+      [413, "Content Too Large"],
+      [426, "Upgrade Required"],
+      [431, "Request Header Fields Too Large"],
+      [501, "Not Implemented"],
+      [299, ""],
+      [999, ""],
+    ];
+    for (const [status, phrase] of phrases) {
+      assert.equal(reasonPhrase(status), phrase, String(status));
+    }
   });
 });
