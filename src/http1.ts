@@ -4,7 +4,8 @@
  *
  * Pure: no sockets, no timers, no awaits. The opening handshake is the only
  * HTTP a WebSocket speaks, so this is deliberately a head parser, not an HTTP
- * implementation: no bodies, no chunked coding, no keep-alive.
+ * implementation: no bodies, no chunked coding, no keep-alive (the server's
+ * plain-HTTP `fallback` does those, in `_http_fallback.ts`).
  *
  * Choices where RFC 9112 leaves room, and why:
  *
