@@ -1,6 +1,12 @@
 /**
  * wsstream: WebSockets (RFC 6455) for Deno and Bun on Web Streams.
  *
+ * This entry point is for applications: `connect`, `serve`, `takeover`, the
+ * connection they give, its options and errors. The Sans-I/O core (the
+ * protocol, the frame codec, the handshake and HTTP/1 heads, and the stream
+ * codec) is `@wsstream/wsstream/codec`; each runtime's transports are
+ * `@wsstream/wsstream/deno` and `@wsstream/wsstream/bun`.
+ *
  * A connection is a `ReadableStream` of the messages received and a
  * `WritableStream` of the messages to send; `connect` opens one as a client,
  * `serve` accepts them as a server, and `takeover` runs one over any byte
@@ -27,19 +33,68 @@
  * @module
  */
 
-export * from "./src/errors.ts";
-export * from "./src/transport.ts";
-export * from "./src/byte_channel.ts";
-export * from "./src/stream_channel.ts";
-export * from "./src/channel_streams.ts";
-export * from "./src/channel_transport.ts";
-export * from "./src/mask.ts";
-export * from "./src/utf8.ts";
-export * from "./src/close.ts";
-export * from "./src/frame.ts";
-export * from "./src/protocol.ts";
-export * from "./src/http1.ts";
-export * from "./src/handshake.ts";
-export * from "./src/connection.ts";
-export * from "./src/client.ts";
-export * from "./src/server.ts";
+// Opening connections.
+export {
+  connect,
+  type ConnectOptions,
+  DEFAULT_HANDSHAKE_TIMEOUT,
+} from "./src/client.ts";
+export {
+  type ConnectionHandler,
+  DEFAULT_SERVER_HANDSHAKE_TIMEOUT,
+  serve,
+  type ServeOptions,
+  type ServerRequest,
+  type UpgradeDecision,
+  type WebSocketServer,
+} from "./src/server.ts";
+
+// The connection.
+export {
+  type ByteStream,
+  type CloseFrame,
+  type CloseInfo,
+  type CloseOptions,
+  type ConnectionInfo,
+  type ConnectionState,
+  OpenConnections,
+  type Sendable,
+  type SendOptions,
+  takeover,
+  type TakeoverOptions,
+  WebSocketConnection,
+} from "./src/connection.ts";
+export type {
+  ConnectionOptions,
+  KeepaliveOptions,
+} from "./src/connection_options.ts";
+export type { Message, Role } from "./src/protocol.ts";
+
+// Errors (the tree, and when they are thrown, at the top of src/errors.ts).
+export {
+  ConnectionClosedError,
+  HandshakeError,
+  ProtocolError,
+  TimeoutError,
+  WebSocketError,
+} from "./src/errors.ts";
+
+// What the options above refer to: the handshake's request and limits, and
+// the transports and byte channels a connection runs over.
+export type { ExtensionOffer, UpgradeRequest } from "./src/handshake.ts";
+export type { HeadLimits } from "./src/http1.ts";
+export type { Address } from "./src/address.ts";
+export type {
+  ByteChannel,
+  ChannelReader,
+  WriteFailureListener,
+} from "./src/byte_channel.ts";
+export type {
+  ClientTlsOptions,
+  ConnectTransportOptions,
+  Listener,
+  ListenOptions,
+  RuntimeTransports,
+  Transport,
+} from "./src/transport.ts";
+export type { PayloadBuffers } from "./src/payload_buffers.ts";

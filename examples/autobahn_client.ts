@@ -38,7 +38,7 @@ const options: ConnectOptions = {
 async function drain(
   connection: WebSocketConnection,
   onMessage: (message: string | Uint8Array) => Promise<void> | void,
-): Promise<{ code: number; reason: string }> {
+): Promise<{ closeCode: number; reason: string }> {
   try {
     for await (const message of connection.readable) await onMessage(message);
   } catch {
@@ -62,7 +62,7 @@ const query = (params: Record<string, string>) =>
   new URLSearchParams(params).toString();
 
 for (let n = 1; n <= count; n++) {
-  let outcome: { code: number; reason: string };
+  let outcome: { closeCode: number; reason: string };
   try {
     const connection = await connect(
       `${base}/runCase?${query({ case: String(n), agent })}`,
@@ -71,11 +71,13 @@ for (let n = 1; n <= count; n++) {
     outcome = await drain(connection, (message) => connection.send(message));
   } catch (error) {
     outcome = {
-      code: 0,
+      closeCode: 0,
       reason: error instanceof Error ? error.message : String(error),
     };
   }
-  console.log(`case ${n}/${count}: ${outcome.code} ${outcome.reason}`.trim());
+  console.log(
+    `case ${n}/${count}: ${outcome.closeCode} ${outcome.reason}`.trim(),
+  );
 }
 
 const reports = await connect(

@@ -23,7 +23,7 @@ import type { Address } from "./address.ts";
  *
  * @example Read once, into a promise
  * ```ts
- * import { type ChannelReader, channelOf } from "@wsstream/wsstream";
+ * import { type ChannelReader, channelOf } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const channel = channelOf(new TransformStream<Uint8Array, Uint8Array>());
@@ -58,7 +58,7 @@ export interface ChannelReader {
  *
  * @example Count the failures of a stream that refuses every write
  * ```ts
- * import { channelOf, type WriteFailureListener } from "@wsstream/wsstream";
+ * import { channelOf, type WriteFailureListener } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const refused = new Error("refused");
@@ -91,7 +91,7 @@ export interface WriteFailureListener {
  *
  * @example Echo whatever arrives
  * ```ts
- * import { type ByteChannel, channelOf } from "@wsstream/wsstream";
+ * import { type ByteChannel, channelOf } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * async function echo(channel: ByteChannel) {
@@ -195,7 +195,7 @@ export interface ByteChannel {
  *
  * @example
  * ```ts
- * import type { ByteStream } from "@wsstream/wsstream";
+ * import type { ByteStream } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const pipe = new TransformStream<Uint8Array, Uint8Array>();

@@ -18,7 +18,7 @@ import type { ByteChannel } from "./byte_channel.ts";
  *
  * @example
  * ```ts
- * import { channelOf, streamsOverChannel } from "@wsstream/wsstream";
+ * import { channelOf, streamsOverChannel } from "@wsstream/wsstream/codec";
  * const pipe = new TransformStream<Uint8Array, Uint8Array>();
  * const { readable, writable } = streamsOverChannel(channelOf(pipe));
  * ```

@@ -18,7 +18,7 @@ import type { Transport } from "./transport.ts";
  *
  * @example
  * ```ts
- * import { ChannelTransport, channelOf } from "@wsstream/wsstream";
+ * import { ChannelTransport, channelOf } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const pipe = new TransformStream<Uint8Array, Uint8Array>();

@@ -7,11 +7,12 @@
 import { readHead } from "./_read_head.ts";
 import type { ByteChannel } from "./byte_channel.ts";
 import { channelOf } from "./stream_channel.ts";
+import { openConnection, type WebSocketConnection } from "./connection.ts";
 import {
   type ConnectionOptions,
-  takeover,
-  type WebSocketConnection,
-} from "./connection.ts";
+  type ConnectionSettings,
+  connectionSettings,
+} from "./connection_options.ts";
 import { HandshakeError, TimeoutError } from "./errors.ts";
 import {
   buildClientRequest,
@@ -99,10 +100,11 @@ export interface ConnectOptions extends ConnectionOptions {
  * }
  * ```
  */
-export async function connect(
+export function connect(
   url: string | URL,
   options: ConnectOptions = {},
 ): Promise<WebSocketConnection> {
+  // Every argument is checked here, at the call, before any I/O.
   const target = parseWebSocketUrl(url);
   const protocols = typeof options.protocols === "string"
     ? [options.protocols]
@@ -123,7 +125,36 @@ export async function connect(
     headers: options.headers ?? {},
   }));
   const runtime = options.transport ?? currentRuntime();
+  const settings = connectionSettings(
+    options,
+    "client",
+    runtime.payloadBuffers,
+  );
+  return handshake(options, {
+    target,
+    protocols,
+    timeout,
+    key,
+    request,
+    runtime,
+    settings,
+  });
+}
 
+/** {@link connect}, its arguments checked: the TCP connect and the handshake. */
+async function handshake(
+  options: ConnectOptions,
+  checked: {
+    target: URL;
+    protocols: string[];
+    timeout: number;
+    key: string;
+    request: Uint8Array;
+    runtime: RuntimeTransports;
+    settings: ConnectionSettings;
+  },
+): Promise<WebSocketConnection> {
+  const { target, protocols, timeout, key, request, runtime } = checked;
   const deadline = new AbortController();
   const timer = setTimeout(
     () =>
@@ -210,14 +241,13 @@ export async function connect(
       protocols,
       extensions: options.extensions ?? [],
     });
-    return takeover(transport, {
-      ...options,
+    return openConnection(transport, {
       role: "client",
       head: rest,
       protocol: agreed.protocol,
       extensions: agreed.extensions,
       path: target.pathname + target.search,
-    });
+    }, checked.settings);
   } catch (error) {
     transport?.close();
     throw error;

@@ -12,7 +12,7 @@ import { ProtocolError } from "./errors.ts";
  *
  * @example
  * ```ts
- * import { CloseCode } from "@wsstream/wsstream";
+ * import { CloseCode } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.equal(CloseCode.MessageTooBig, 1009);
@@ -57,7 +57,7 @@ export const CloseCode = {
  *
  * @example
  * ```ts
- * import { DEFAULT_CLOSE_REASONS } from "@wsstream/wsstream";
+ * import { DEFAULT_CLOSE_REASONS } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.equal(DEFAULT_CLOSE_REASONS[1001], "Going away");
@@ -94,7 +94,7 @@ export const MAX_CLOSE_REASON_BYTES = 123;
  *
  * @example
  * ```ts
- * import { isValidCloseCode } from "@wsstream/wsstream";
+ * import { isValidCloseCode } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.equal(isValidCloseCode(1000), true);
@@ -129,7 +129,7 @@ const strictDecoder = new TextDecoder("utf-8", {
  *
  * @example
  * ```ts
- * import { encodeClosePayload } from "@wsstream/wsstream";
+ * import { encodeClosePayload } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.deepEqual([...encodeClosePayload(1000, "ok")], [0x03, 0xe8, 0x6f, 0x6b]);
@@ -176,7 +176,7 @@ export function encodeClosePayload(
  *
  * @example
  * ```ts
- * import { decodeClosePayload } from "@wsstream/wsstream";
+ * import { decodeClosePayload } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.deepEqual(decodeClosePayload(new Uint8Array(0)), { code: 1005, reason: "" });

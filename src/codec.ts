@@ -41,6 +41,7 @@ export {
   WebSocketError,
 } from "./errors.ts";
 export {
+  BYTES_COPIED,
   DEFAULT_MAX_FRAGMENTS,
   DEFAULT_MAX_MESSAGE_SIZE,
   type Message,
@@ -63,6 +64,7 @@ export {
   writeFrameHeader,
 } from "./frame.ts";
 export { applyMask, randomMaskSource } from "./mask.ts";
+export { PayloadBuffers, plainPayloadBuffers } from "./payload_buffers.ts";
 export { decodeUtf8, Utf8Decoder } from "./utf8.ts";
 export {
   CloseCode,
@@ -98,6 +100,7 @@ export {
   HeadParser,
   parseRequestHead,
   parseResponseHead,
+  reasonPhrase,
   type RequestHead,
   type ResponseHead,
   writeRequestHead,
@@ -112,3 +115,17 @@ export {
   MessageStreams,
   type MessageStreamsOptions,
 } from "./codec_streams.ts";
+
+// Byte channels, for a transport of one's own: what a connection reads and
+// writes, adapted from any readable/writable pair, and streams over one.
+export type {
+  ByteChannel,
+  ByteStream,
+  ChannelReader,
+  WriteFailureListener,
+} from "./byte_channel.ts";
+export type { Address } from "./address.ts";
+export type { Transport } from "./transport.ts";
+export { channelOf } from "./stream_channel.ts";
+export { ChannelTransport } from "./channel_transport.ts";
+export { streamsOverChannel } from "./channel_streams.ts";

@@ -1,12 +1,14 @@
 /**
- * The public connection: message streams over the protocol and a transport,
- * with the timers the protocol leaves out (keepalive, close deadline).
+ * The public connection: message streams over the protocol and a byte
+ * channel, with the timers the protocol leaves out (keepalive).
  *
- * Data flow: the transport's bytes are read through its byte channel (see
- * `byte_channel.ts`) only while the inbox of received messages has room, fed
- * to the {@link Protocol}, and its messages queued in the inbox; everything
- * sent (application messages, and the protocol's pongs and close frames) is
- * corked and written to the channel in order.
+ * Data flow: the channel's bytes are read only while the inbox of received
+ * messages has room, fed to the {@link Protocol}, and its messages queued in
+ * the inbox; everything sent (application messages, and the protocol's
+ * pongs and close frames) is corked and written to the channel in order.
+ * How a connection ends (the close handshake, failures, the socket's drop)
+ * is `_connection_end.ts`; its options and their defaults are
+ * `connection_options.ts`.
  *
  * @module
  */
@@ -18,60 +20,44 @@ import type {
   WriteFailureListener,
 } from "./byte_channel.ts";
 import { DEFAULT_CLOSE_REASONS, encodeClosePayload } from "./close.ts";
+import {
+  type ConnectionOptions,
+  type ConnectionSettings,
+  connectionSettings,
+} from "./connection_options.ts";
 import { ConnectionClosedError, ProtocolError } from "./errors.ts";
 import type { ExtensionOffer } from "./handshake.ts";
 import {
-  DEFAULT_MAX_MESSAGE_SIZE,
+  BYTES_COPIED,
   type Message,
   Protocol,
   type ProtocolHandler,
   type Role,
 } from "./protocol.ts";
-import { BYTES_TAKEN } from "./_copy.ts";
-import { type Deadline, DeadlineQueues } from "./_deadline_queue.ts";
-import { Link, LinkedList } from "./_linked_list.ts";
 import { channelOf } from "./stream_channel.ts";
 import type { Address } from "./address.ts";
 import { Utf8Decoder } from "./utf8.ts";
+import {
+  closedError,
+  type CloseInfo,
+  ConnectionEnd,
+  type ConnectionEndHost,
+  type ConnectionState,
+} from "./_connection_end.ts";
+import { type Deadline, DeadlineQueues } from "./_deadline_queue.ts";
+import { Link, LinkedList } from "./_linked_list.ts";
 
 export type { ByteStream } from "./byte_channel.ts";
-
-/**
- * How a connection ended. `code` 1005 means the peer's close frame had no
- * code; 1006 that the connection ended without a close handshake.
- *
- * @example
- * ```ts
- * import type { CloseInfo } from "@wsstream/wsstream";
- * const info: CloseInfo = { code: 1000, reason: "", wasClean: true };
- * ```
- */
-export interface CloseInfo {
-  /** The close code. */
-  code: number;
-  /** The close reason. */
-  reason: string;
-  /** Whether the close handshake completed. */
-  wasClean: boolean;
-}
-
-/**
- * The connection's life: `open` (messages flow), `closing` (a close frame
- * was sent, the handshake is under way), `closed`. `connecting` is the state
- * of a server-side upgrade whose handshake has not finished.
- *
- * @example
- * ```ts
- * import type { ConnectionState } from "@wsstream/wsstream";
- * const state: ConnectionState = "open";
- * ```
- */
-export type ConnectionState = "connecting" | "open" | "closing" | "closed";
+export type {
+  CloseFrame,
+  CloseInfo,
+  ConnectionState,
+} from "./_connection_end.ts";
 
 /**
  * What can be sent: a string (text), bytes (binary), or a stream or async
- * iterable of chunks, sent as a fragmented message without buffering it whole
- * (strings make it a text message, bytes a binary one).
+ * iterable of chunks, sent as one fragmented message without buffering it
+ * whole (strings make it a text message, bytes a binary one).
  *
  * @example
  * ```ts
@@ -85,63 +71,6 @@ export type Sendable =
   | ArrayBufferView
   | ReadableStream<Uint8Array | string>
   | AsyncIterable<Uint8Array | string>;
-
-/**
- * Keepalive: ping every `interval` ms; if no pong comes within `timeout` ms,
- * drop the connection (reported locally as 1006).
- *
- * @example
- * ```ts
- * import type { KeepaliveOptions } from "@wsstream/wsstream";
- * const keepalive: KeepaliveOptions = { interval: 30_000, timeout: 30_000 };
- * ```
- */
-export interface KeepaliveOptions {
-  /** Milliseconds between pings. */
-  interval: number;
-  /** Milliseconds to wait for the pong (default: `interval`). */
-  timeout?: number | undefined;
-}
-
-/**
- * Options that shape a connection, shared by `takeover`, `connect` and
- * `serve`.
- *
- * @example
- * ```ts
- * import type { ConnectionOptions } from "@wsstream/wsstream";
- * const options: ConnectionOptions = {
- *   maxMessageSize: 1 << 20,
- *   keepalive: { interval: 10_000 },
- *   onPing: (payload) => console.log("ping", payload),
- * };
- * ```
- */
-export interface ConnectionOptions {
-  /** The largest message accepted, in bytes (default 16 MiB); larger fail with 1009. */
-  maxMessageSize?: number | undefined;
-  /** The most frames one message may come in (default 131 072). */
-  maxFragments?: number | undefined;
-  /**
-   * Ping the peer every `interval` ms and drop it when no pong comes within
-   * `timeout`. `false` turns it off. Default: on at 30 s for servers, off for
-   * clients (as in tcllib's websocket).
-   */
-  keepalive?: KeepaliveOptions | false | undefined;
-  /**
-   * How long to wait for the close handshake to finish after sending or
-   * receiving a close frame, in ms, before dropping the socket (default 10 000).
-   */
-  closeTimeout?: number | undefined;
-  /** How many received messages to queue before reading pauses (default 16). */
-  highWaterMark?: number | undefined;
-  /** Called with each ping received (it has already been answered). */
-  onPing?: ((payload: Uint8Array) => void) | undefined;
-  /** Called with each pong received. */
-  onPong?: ((payload: Uint8Array) => void) | undefined;
-  /** Where client masking keys come from; for tests. */
-  maskSource?: (() => Uint8Array) | undefined;
-}
 
 /**
  * Everything `takeover` needs to know beyond the byte stream.
@@ -207,32 +136,44 @@ export interface ConnectionInfo {
   messagesSent: number;
 }
 
-/** Options for {@link WebSocketConnection.send}. */
+/**
+ * Options for {@link WebSocketConnection.send} and
+ * {@link WebSocketConnection.openMessage}.
+ *
+ * @example
+ * ```ts
+ * import type { SendOptions } from "@wsstream/wsstream";
+ * const asText: SendOptions = { type: "text" };
+ * ```
+ */
 export interface SendOptions {
-  /**
-   * `false` sends this as a fragment of a message that continues with the
-   * next `send` (tcllib's `send … final=false`); the last fragment has
-   * `fin: true` (the default).
-   */
-  fin?: boolean | undefined;
   /** Send bytes as text (they must be UTF-8), or a string as binary (its UTF-8). */
   type?: "text" | "binary" | undefined;
 }
 
-const DEFAULT_CLOSE_TIMEOUT = 10_000;
-const DEFAULT_HIGH_WATER_MARK = 16;
+/**
+ * What `close()` takes: the close code and reason, named as WHATWG's
+ * `WebSocketStream.close()` names them.
+ *
+ * @example
+ * ```ts
+ * import type { CloseOptions } from "@wsstream/wsstream";
+ * const options: CloseOptions = { closeCode: 4000, reason: "done" };
+ * ```
+ */
+export interface CloseOptions {
+  /** The close code (default 1000). */
+  closeCode?: number | undefined;
+  /** The reason (default: the code's standard reason); at most 123 bytes of UTF-8. */
+  reason?: string | undefined;
+}
 
 // The bits of a connection's `#flags` below its state.
-const ENDED = 1;
-const READING = 2;
-const FLUSH_SCHEDULED = 4;
-const FRAGMENTING = 8;
-/** Keepalive is a server's default (SERVER_KEEPALIVE). */
-const SERVER_KEEPALIVE_FLAG = 16;
+const READING = 1;
+const FLUSH_SCHEDULED = 2;
 /** Where the state sits in `#flags`: its index in STATES. */
-const STATE_SHIFT = 5;
+const STATE_SHIFT = 2;
 const STATES: readonly ConnectionState[] = ["open", "closing", "closed"];
-const SERVER_KEEPALIVE: KeepaliveOptions = { interval: 30_000 };
 const encoder = new TextEncoder();
 
 /**
@@ -253,6 +194,8 @@ const nextMacrotask: (task: () => void) => void =
 const resolved = Promise.resolve();
 /** Shared by every connection without extensions (never changed). */
 const NO_EXTENSIONS: ExtensionOffer[] = [];
+/** `send()` and `close()` without options, shared. */
+const NO_OPTIONS: Readonly<SendOptions & CloseOptions> = Object.freeze({});
 /**
  * The empty inbox, shared (frozen: a push to it would throw, not leak a
  * message to other connections): most connections, idle or with a reader
@@ -270,48 +213,42 @@ interface PendingPing {
 }
 
 /**
- * What only some connections ever need: a subprotocol, limits other than the
- * defaults (a high-water mark, keepalive settings of one's own), bytes read
- * past the handshake, hooks, extensions, the streams, `closed`, pings, text
- * checks of bytes sent as text, and the end (the close handshake, a
- * failure). A connection makes it when it first sets one of these. With it,
- * and its flags in one number, an idle connection is 160 bytes instead of 432
- * (a heap census of an idle Bun server).
+ * What only some connections ever need: a subprotocol, extensions, bytes
+ * read past the handshake, a `Set` to leave when closed, the streams,
+ * `closed`, pings, text checks of bytes sent as text, and the end.
+ *
+ * Every connection starts with {@link SHARED_RARE_STATE}, one frozen
+ * instance for all of them, and gets its own on its first write to one of
+ * these (`#own`): an idle connection is then 18 fields, JavaScriptCore's
+ * 160-byte size class on Bun instead of 224 (a heap census of an idle Bun
+ * server; `tests/connection_size_test.ts` holds it there).
  */
 class RareState {
-  highWaterMark = DEFAULT_HIGH_WATER_MARK;
-  keepalive: KeepaliveOptions | null = null;
   agreedProtocol = "";
-  maxMessageSize = DEFAULT_MAX_MESSAGE_SIZE;
-  closeTimeout = DEFAULT_CLOSE_TIMEOUT;
   extensions: ExtensionOffer[] = NO_EXTENSIONS;
-  pingHook: ((payload: Uint8Array) => void) | undefined = undefined;
-  pongHook: ((payload: Uint8Array) => void) | undefined = undefined;
   /** Bytes read past the handshake, not yet fed to the protocol. */
   head: Uint8Array | null = null;
+  /** The `Set` the connection is kept in while open (`openIn`). */
+  openIn: Set<WebSocketConnection> | null = null;
   /** Set when no more messages come: `null` error means a clean end. */
   inboxEnd: { error: unknown } | null = null;
   readable: ReadableStream<Message> | null = null;
   writable: WritableStream<Sendable> | null = null;
   /** `closed`, made when first asked for. */
   closed: PromiseWithResolvers<CloseInfo> | null = null;
-  closeInfo: CloseInfo | null = null;
-  readableDone: boolean = false;
-  draining: boolean = false;
-  overflowBytes: number = 0;
+  readableDone = false;
+  /** Reading on regardless of the inbox, for the close frame behind it. */
+  draining = false;
+  overflowBytes = 0;
   /** Pings awaiting their pong. */
   pings: PendingPing[] | null = null;
-  pingCounter: number = 0;
-  closeTimer: ReturnType<typeof setTimeout> | undefined = undefined;
+  pingCounter = 0;
   outgoingText: Utf8Decoder | null = null;
-  pendingClose: CloseInfo | null = null;
-  /** The close we started (close code and reason), while it is under way. */
-  localClose: { code: number; reason: string } | null = null;
-  failing: ProtocolError | null = null;
-  failTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  failSoonTimer: ReturnType<typeof setTimeout> | undefined = undefined;
-  failScheduled: boolean = false;
+  /** The close handshake and failures, once the end has begun. */
+  end: ConnectionEnd | null = null;
 }
+/** The state of every connection that has none of its own. */
+const SHARED_RARE_STATE: RareState = Object.freeze(new RareState());
 
 /** A connection's link in an {@link OpenConnections}: its events object. */
 type OpenLink = Link & { readonly connection: WebSocketConnection };
@@ -320,6 +257,8 @@ type OpenLink = Link & { readonly connection: WebSocketConnection };
 // their static blocks.
 let eventsOf: (connection: WebSocketConnection) => OpenLink;
 let enterOpen: (open: OpenConnections, link: OpenLink) => void;
+/** The settings for the next connection made (see `openConnection`). */
+let presetSettings: ConnectionSettings | null = null;
 
 /**
  * One WebSocket connection, either end: a `ReadableStream` of the messages
@@ -344,26 +283,25 @@ let enterOpen: (open: OpenConnections, link: OpenLink) => void;
 export class WebSocketConnection {
   readonly #protocol: Protocol;
   /**
-   * The protocol's handler, the reader of the channel's bytes and the
-   * listener for its write failures. It also holds the `Set` the connection
-   * is kept in while open (`openIn`), or is its link in an
-   * `OpenConnections`, and holds its running keepalive or close deadline.
+   * The protocol's handler, the reader of the channel's bytes, the listener
+   * for its write failures and the host of the connection's end. It is also
+   * the connection's link in an `OpenConnections`, and holds its running
+   * keepalive or drop deadline and its path.
    */
   readonly #events:
     & Link
     & ProtocolHandler
     & ChannelReader
     & WriteFailureListener
+    & ConnectionEndHost
     & {
       readonly connection: WebSocketConnection;
-      readonly openIn: Set<WebSocketConnection> | undefined;
-      deadline: Deadline<WebSocketConnection> | null;
+      readonly path: string;
     };
   /** The transport's bytes: read one chunk at a time, written in batches. */
   readonly #channel: ByteChannel;
-  // What is kept of the options (not the object: a server's carries all of
-  // its own options, and every idle connection would keep a copy).
-  readonly #path: string;
+  /** Limits and hooks: one frozen object for all of a server's connections. */
+  readonly #settings: ConnectionSettings;
   /**
    * Messages received and not yet taken, at most `highWaterMark` of them
    * (the socket is read only while there is room). `readable` and async
@@ -390,44 +328,27 @@ export class WebSocketConnection {
   #bytesSent = 0;
   #messagesReceived = 0;
   #messagesSent = 0;
-
   /**
-   * Five booleans and the state in one number (the constants from ENDED to
-   * STATE_SHIFT), not six fields: with 18 fields or fewer, a connection is
-   * in JavaScriptCore's 160-byte size class rather than 224.
+   * Two booleans and the state in one number, not three fields: with 18
+   * fields or fewer, a connection is in JavaScriptCore's 160-byte size class
+   * rather than 224.
    */
   #flags = 0;
+  /** The rarely needed state (see {@link RareState}): shared until written. */
+  #rare: RareState = SHARED_RARE_STATE;
 
-  /** Whether the connection is over (its socket closed, or only lingering). */
-  get #ended(): boolean {
-    return (this.#flags & ENDED) !== 0;
-  }
-  set #ended(on: boolean) {
-    this.#setFlag(ENDED, on);
+  /** The connection's own rare state, made on the first write to it. */
+  get #own(): RareState {
+    return this.#rare === SHARED_RARE_STATE
+      ? (this.#rare = new RareState())
+      : this.#rare;
   }
   /** Whether a read of the channel is under way. */
   get #reading(): boolean {
     return (this.#flags & READING) !== 0;
   }
   set #reading(on: boolean) {
-    this.#setFlag(READING, on);
-  }
-  /** Whether the connection is due in the next `#flushAll`. */
-  get #flushScheduled(): boolean {
-    return (this.#flags & FLUSH_SCHEDULED) !== 0;
-  }
-  set #flushScheduled(on: boolean) {
-    this.#setFlag(FLUSH_SCHEDULED, on);
-  }
-  /** Whether a message sent with `fin: false` awaits its last fragment. */
-  get #fragmenting(): boolean {
-    return (this.#flags & FRAGMENTING) !== 0;
-  }
-  set #fragmenting(on: boolean) {
-    this.#setFlag(FRAGMENTING, on);
-  }
-  #setFlag(flag: number, on: boolean): void {
-    this.#flags = on ? this.#flags | flag : this.#flags & ~flag;
+    this.#flags = on ? this.#flags | READING : this.#flags & ~READING;
   }
   get #state(): ConnectionState {
     return STATES[this.#flags >>> STATE_SHIFT]!;
@@ -436,229 +357,113 @@ export class WebSocketConnection {
     this.#flags = (this.#flags & ((1 << STATE_SHIFT) - 1)) |
       (STATES.indexOf(state) << STATE_SHIFT);
   }
-  /** Keepalive's settings: a server's default is a flag, others rare. */
-  get #keepalive(): KeepaliveOptions | null {
-    if ((this.#flags & SERVER_KEEPALIVE_FLAG) !== 0) return SERVER_KEEPALIVE;
-    return this.#rare === null ? null : this.#rare.keepalive;
-  }
-  set #keepalive(keepalive: KeepaliveOptions | null) {
-    this.#setFlag(SERVER_KEEPALIVE_FLAG, keepalive === SERVER_KEEPALIVE);
-    if (keepalive !== SERVER_KEEPALIVE) this.#more.keepalive = keepalive;
-  }
-
-  /** The rarely needed state (see {@link RareState}), made on first set. */
-  #rare: RareState | null = null;
-  get #more(): RareState {
-    return this.#rare ??= new RareState();
-  }
-  get #highWaterMark(): number {
-    return this.#rare === null
-      ? DEFAULT_HIGH_WATER_MARK
-      : this.#rare.highWaterMark;
-  }
-  set #highWaterMark(value: number) {
-    this.#more.highWaterMark = value;
-  }
-  get #agreedProtocol(): string {
-    return this.#rare === null ? "" : this.#rare.agreedProtocol;
-  }
-  set #agreedProtocol(value: string) {
-    this.#more.agreedProtocol = value;
-  }
-  get #maxMessageSize(): number {
-    return this.#rare === null
-      ? DEFAULT_MAX_MESSAGE_SIZE
-      : this.#rare.maxMessageSize;
-  }
-  set #maxMessageSize(value: number) {
-    this.#more.maxMessageSize = value;
-  }
-  get #closeTimeout(): number {
-    return this.#rare === null
-      ? DEFAULT_CLOSE_TIMEOUT
-      : this.#rare.closeTimeout;
-  }
-  set #closeTimeout(value: number) {
-    this.#more.closeTimeout = value;
-  }
-  get #extensions(): ExtensionOffer[] {
-    return this.#rare === null ? NO_EXTENSIONS : this.#rare.extensions;
-  }
-  set #extensions(value: ExtensionOffer[]) {
-    this.#more.extensions = value;
-  }
-  get #pingHook(): ((payload: Uint8Array) => void) | undefined {
-    return this.#rare === null ? undefined : this.#rare.pingHook;
-  }
-  set #pingHook(value: ((payload: Uint8Array) => void) | undefined) {
-    this.#more.pingHook = value;
-  }
-  get #pongHook(): ((payload: Uint8Array) => void) | undefined {
-    return this.#rare === null ? undefined : this.#rare.pongHook;
-  }
-  set #pongHook(value: ((payload: Uint8Array) => void) | undefined) {
-    this.#more.pongHook = value;
-  }
-  get #head(): Uint8Array | null {
-    return this.#rare === null ? null : this.#rare.head;
-  }
-  set #head(value: Uint8Array | null) {
-    this.#more.head = value;
-  }
-  get #inboxEnd(): { error: unknown } | null {
-    return this.#rare === null ? null : this.#rare.inboxEnd;
-  }
-  set #inboxEnd(value: { error: unknown } | null) {
-    this.#more.inboxEnd = value;
-  }
-  get #readable(): ReadableStream<Message> | null {
-    return this.#rare === null ? null : this.#rare.readable;
-  }
-  set #readable(value: ReadableStream<Message> | null) {
-    this.#more.readable = value;
-  }
-  get #writable(): WritableStream<Sendable> | null {
-    return this.#rare === null ? null : this.#rare.writable;
-  }
-  set #writable(value: WritableStream<Sendable> | null) {
-    this.#more.writable = value;
-  }
-  get #closed(): PromiseWithResolvers<CloseInfo> | null {
-    return this.#rare === null ? null : this.#rare.closed;
-  }
-  set #closed(value: PromiseWithResolvers<CloseInfo> | null) {
-    this.#more.closed = value;
-  }
-  get #closeInfo(): CloseInfo | null {
-    return this.#rare === null ? null : this.#rare.closeInfo;
-  }
-  set #closeInfo(value: CloseInfo | null) {
-    this.#more.closeInfo = value;
-  }
-  get #readableDone(): boolean {
-    return this.#rare === null ? false : this.#rare.readableDone;
-  }
-  set #readableDone(value: boolean) {
-    this.#more.readableDone = value;
-  }
-  get #draining(): boolean {
-    return this.#rare === null ? false : this.#rare.draining;
-  }
-  set #draining(value: boolean) {
-    this.#more.draining = value;
-  }
-  get #overflowBytes(): number {
-    return this.#rare === null ? 0 : this.#rare.overflowBytes;
-  }
-  set #overflowBytes(value: number) {
-    this.#more.overflowBytes = value;
-  }
-  get #pings(): PendingPing[] | null {
-    return this.#rare === null ? null : this.#rare.pings;
-  }
-  set #pings(value: PendingPing[] | null) {
-    this.#more.pings = value;
-  }
-  get #pingCounter(): number {
-    return this.#rare === null ? 0 : this.#rare.pingCounter;
-  }
-  set #pingCounter(value: number) {
-    this.#more.pingCounter = value;
-  }
-  get #closeTimer(): ReturnType<typeof setTimeout> | undefined {
-    return this.#rare === null ? undefined : this.#rare.closeTimer;
-  }
-  set #closeTimer(value: ReturnType<typeof setTimeout> | undefined) {
-    this.#more.closeTimer = value;
-  }
-  get #outgoingText(): Utf8Decoder | null {
-    return this.#rare === null ? null : this.#rare.outgoingText;
-  }
-  set #outgoingText(value: Utf8Decoder | null) {
-    this.#more.outgoingText = value;
-  }
-  get #pendingClose(): CloseInfo | null {
-    return this.#rare === null ? null : this.#rare.pendingClose;
-  }
-  set #pendingClose(value: CloseInfo | null) {
-    this.#more.pendingClose = value;
-  }
-  get #localClose(): { code: number; reason: string } | null {
-    return this.#rare === null ? null : this.#rare.localClose;
-  }
-  set #localClose(value: { code: number; reason: string } | null) {
-    this.#more.localClose = value;
-  }
-  get #failing(): ProtocolError | null {
-    return this.#rare === null ? null : this.#rare.failing;
-  }
-  set #failing(value: ProtocolError | null) {
-    this.#more.failing = value;
-  }
-  get #failTimer(): ReturnType<typeof setTimeout> | undefined {
-    return this.#rare === null ? undefined : this.#rare.failTimer;
-  }
-  set #failTimer(value: ReturnType<typeof setTimeout> | undefined) {
-    this.#more.failTimer = value;
-  }
-  get #failSoonTimer(): ReturnType<typeof setTimeout> | undefined {
-    return this.#rare === null ? undefined : this.#rare.failSoonTimer;
-  }
-  set #failSoonTimer(value: ReturnType<typeof setTimeout> | undefined) {
-    this.#more.failSoonTimer = value;
-  }
-  get #failScheduled(): boolean {
-    return this.#rare === null ? false : this.#rare.failScheduled;
-  }
-  set #failScheduled(value: boolean) {
-    this.#more.failScheduled = value;
+  /** The end, made when it begins. */
+  get #end(): ConnectionEnd {
+    return this.#rare.end ?? (this.#own.end = new ConnectionEnd(this.#events));
   }
 
   /**
-   * The protocol's handler and the channel's reader: one small object per
-   * connection, its methods on the prototype, instead of a closure per event.
+   * The protocol's handler, the channel's reader and the end's host: one
+   * small object per connection, its methods on the prototype, instead of
+   * a closure per event.
    */
   static #Events = class extends Link
-    implements ProtocolHandler, ChannelReader, WriteFailureListener {
+    implements
+      ProtocolHandler,
+      ChannelReader,
+      WriteFailureListener,
+      ConnectionEndHost {
     /**
-     * The running keepalive or close deadline: a connection has at most one
+     * The running keepalive or drop deadline: a connection has at most one
      * at a time (a ping due, a pong due, or the socket's drop).
      */
-    deadline: Deadline<WebSocketConnection> | null = null;
+    deadline: Deadline<unknown> | null = null;
     constructor(
       readonly connection: WebSocketConnection,
-      /**
-       * The `Set` the connection is kept in while open; an
-       * `OpenConnections` links this object instead (room to spare here).
-       */
-      readonly openIn: Set<WebSocketConnection> | undefined,
+      /** The request path and query of the handshake. */
+      readonly path: string,
     ) {
       super();
     }
+    // ProtocolHandler
     message(data: Message): void {
       this.connection.#onMessage(data);
     }
     ping(payload: Uint8Array): void {
-      this.connection.#pingHook?.(payload);
+      this.connection.#settings.onPing?.(payload);
     }
     pong(payload: Uint8Array): void {
       this.connection.#onPong(payload);
     }
     close(code: number, reason: string): void {
-      this.connection.#onPeerClose(code, reason);
+      this.connection.#end.peerClosed(code, reason);
     }
-    send(bytes: Uint8Array): typeof BYTES_TAKEN | undefined {
-      return this.connection.#write(bytes) ? BYTES_TAKEN : undefined;
+    send(bytes: Uint8Array): typeof BYTES_COPIED | undefined {
+      return this.connection.#write(bytes) ? BYTES_COPIED : undefined;
     }
+    // ChannelReader and WriteFailureListener
     received(bytes: Uint8Array | null): void {
       this.connection.#onRead(bytes);
     }
     failed(): void {
       this.connection.#reading = false;
-      this.connection.#onTransportError();
+      this.connection.#end.transportFailed();
     }
     writeFailed(): void {
-      this.connection.#onTransportError();
+      this.connection.#end.transportFailed();
+    }
+    // ConnectionEndHost
+    get protocol(): Protocol {
+      return this.connection.#protocol;
+    }
+    get channel(): ByteChannel {
+      return this.connection.#channel;
+    }
+    get settings(): ConnectionSettings {
+      return this.connection.#settings;
+    }
+    get state(): ConnectionState {
+      return this.connection.#state;
+    }
+    set state(state: ConnectionState) {
+      this.connection.#state = state;
+    }
+    get queued(): number {
+      return this.connection.#queued;
+    }
+    get readableDone(): boolean {
+      return this.connection.#rare.readableDone;
+    }
+    afterSends(task: () => void): void {
+      const connection = this.connection;
+      connection.#sendTail = connection.#sendTail.then(task);
+    }
+    drainUntilClosed(): void {
+      this.connection.#drainUntilClosed();
+    }
+    endInbox(error: unknown): void {
+      const connection = this.connection;
+      connection.#own.readableDone = true;
+      connection.#endInbox(error);
+    }
+    rejectPings(error: () => ConnectionClosedError): void {
+      const pings = this.connection.#rare.pings;
+      if (pings === null || pings.length === 0) return;
+      const reason = error();
+      for (const ping of pings.splice(0)) ping.reject(reason);
+    }
+    uncork(): void {
+      this.connection.#uncork();
+    }
+    discardCorked(): void {
+      this.connection.#corked = null;
+      this.connection.#corkedBytes = 0;
+    }
+    settled(info: CloseInfo): void {
+      const connection = this.connection;
+      connection.#rare.openIn?.delete(connection);
+      this.unlink(); // from an OpenConnections
+      connection.#rare.closed?.resolve(info);
     }
   };
 
@@ -689,97 +494,63 @@ export class WebSocketConnection {
    * @param options Role, negotiated values, limits and hooks.
    */
   constructor(stream: ByteStream, options: TakeoverOptions) {
-    if (options.role !== "client" && options.role !== "server") {
-      throw new TypeError(
-        `Invalid role ${
-          JSON.stringify(options.role)
-        }: use "client" or "server"`,
-      );
+    // A server's connections share the settings it resolved once.
+    const settings = presetSettings ??
+      connectionSettings(options, options.role);
+    presetSettings = null;
+    this.#settings = settings;
+    if (options.protocol) this.#own.agreedProtocol = options.protocol;
+    if (options.extensions && options.extensions.length > 0) {
+      this.#own.extensions = options.extensions;
     }
-    checkPositive("maxMessageSize", options.maxMessageSize);
-    checkPositive("maxFragments", options.maxFragments);
-    checkPositive("closeTimeout", options.closeTimeout);
-    checkPositive("highWaterMark", options.highWaterMark);
-    const { highWaterMark } = options;
-    if (
-      highWaterMark !== undefined && highWaterMark !== DEFAULT_HIGH_WATER_MARK
-    ) this.#highWaterMark = highWaterMark;
-    if (options.keepalive) {
-      checkPositive("keepalive.interval", options.keepalive.interval);
-      checkPositive("keepalive.timeout", options.keepalive.timeout);
-    }
-    if (options.protocol) this.#agreedProtocol = options.protocol;
-    if (options.extensions) this.#extensions = options.extensions;
-    this.#path = options.path ?? "";
-    const { maxMessageSize, closeTimeout } = options;
-    if (
-      maxMessageSize !== undefined &&
-      maxMessageSize !== DEFAULT_MAX_MESSAGE_SIZE
-    ) {
-      this.#maxMessageSize = maxMessageSize;
-    }
-    if (options.onPing) this.#pingHook = options.onPing;
-    if (options.onPong) this.#pongHook = options.onPong;
-    if (options.head && options.head.length > 0) this.#head = options.head;
-    if (closeTimeout !== undefined && closeTimeout !== DEFAULT_CLOSE_TIMEOUT) {
-      this.#closeTimeout = closeTimeout;
-    }
+    if (options.head && options.head.length > 0) this.#own.head = options.head;
     this.#channel = channelOf(stream);
-    const { openIn } = options;
-    this.#events = new WebSocketConnection.#Events(
-      this,
-      openIn instanceof Set ? openIn : undefined,
-    );
+    this.#events = new WebSocketConnection.#Events(this, options.path ?? "");
     this.#channel.tellWriteFailures(this.#events);
-    if (openIn instanceof Set) openIn.add(this);
-    else if (openIn !== undefined) enterOpen(openIn, this.#events);
-
-    this.#protocol = new Protocol({
-      role: options.role,
-      maxMessageSize: options.maxMessageSize,
-      maxFragments: options.maxFragments,
-      maskSource: options.maskSource,
-    }, this.#events);
-
+    const { openIn } = options;
+    if (openIn instanceof Set) {
+      this.#own.openIn = openIn;
+      openIn.add(this);
+    } else if (openIn !== undefined) enterOpen(openIn, this.#events);
+    this.#protocol = new Protocol(settings, this.#events);
     this.#readMore();
-
-    const keepalive = options.keepalive ??
-      (options.role === "server" ? SERVER_KEEPALIVE : false);
-    if (keepalive) {
-      // A copy of the caller's settings: their object changed later must
-      // not change this connection's pings.
-      this.#keepalive = keepalive === SERVER_KEEPALIVE ? keepalive : {
-        interval: keepalive.interval,
-        timeout: keepalive.timeout,
-      };
-      this.#scheduleKeepalive();
-    }
+    if (settings.keepalive !== null) this.#scheduleKeepalive();
   }
 
   /** Resolves (never rejects) with how the connection ended. */
   get closed(): Promise<CloseInfo> {
-    if (this.#closed === null) {
+    let closed = this.#rare.closed;
+    if (closed === null) {
       // Made on demand: most connections are never asked.
-      this.#closed = Promise.withResolvers();
-      if (this.#ended) this.#closed.resolve(this.#closeInfo!);
+      closed = this.#own.closed = Promise.withResolvers();
+      const end = this.#rare.end;
+      if (end !== null && end.settled) closed.resolve(end.info!);
     }
-    return this.#closed.promise;
+    return closed.promise;
+  }
+
+  /** Where the connection stands: `open`, `closing` or `closed`. */
+  get state(): ConnectionState {
+    return this.#state;
   }
 
   /**
    * The messages received: text as `string`, binary as `Uint8Array`. Made on
    * first use; iterating the connection itself takes the same messages
-   * without a stream in between.
+   * without a stream in between. It errors with a `ConnectionClosedError`
+   * after an unclean close, as iteration throws one.
    */
   get readable(): ReadableStream<Message> {
-    return this.#readable ??= new ReadableStream<Message>({
+    return this.#rare.readable ?? (this.#own.readable = new ReadableStream<
+      Message
+    >({
       pull: async (controller) => {
         const result = await this.#next();
         if (result.done) controller.close();
         else controller.enqueue(result.value);
       },
       cancel: () => this.#stopReading(),
-    }, { highWaterMark: 0 });
+    }, { highWaterMark: 0 }));
   }
 
   /**
@@ -788,7 +559,8 @@ export class WebSocketConnection {
    * Made on first use.
    */
   get writable(): WritableStream<Sendable> {
-    return this.#writable ??= this.#makeWritable();
+    return this.#rare.writable ??
+      (this.#own.writable = this.#makeWritable());
   }
 
   #makeWritable(): WritableStream<Sendable> {
@@ -829,7 +601,7 @@ export class WebSocketConnection {
         if (writesEnded) return 1; // The stream refuses the write itself.
         const gate = Promise.withResolvers<boolean>();
         try {
-          const done = this.#send(message, {}, gate.promise);
+          const done = this.#send(message, NO_OPTIONS, gate.promise);
           done.catch(() => {}); // Reported by write(), if it gets there.
           turns.push({ go: gate.resolve, done });
         } catch (error) {
@@ -848,9 +620,9 @@ export class WebSocketConnection {
       state: this.#state,
       localAddr: this.#channel.localAddr,
       remoteAddr: this.#channel.remoteAddr,
-      protocol: this.#agreedProtocol,
-      extensions: [...this.#extensions],
-      path: this.#path,
+      protocol: this.#rare.agreedProtocol,
+      extensions: [...this.#rare.extensions],
+      path: this.#events.path,
       bytesReceived: this.#bytesReceived,
       bytesSent: this.#bytesSent,
       messagesReceived: this.#messagesReceived,
@@ -860,39 +632,40 @@ export class WebSocketConnection {
 
   /** The agreed subprotocol ("" for none). */
   get protocol(): string {
-    return this.#agreedProtocol;
+    return this.#rare.agreedProtocol;
   }
 
   /**
    * Sends a message once every message sent before it has gone out. A
    * string goes as text, bytes as binary; a `ReadableStream` or async
-   * iterable goes out as a fragmented message, one frame per chunk, without
-   * being buffered whole. Resolves once the transport has taken the bytes
-   * (so awaiting `send` applies the peer's backpressure).
+   * iterable goes out as one fragmented message, one frame per chunk,
+   * without being buffered whole (see also {@link openMessage}). Resolves
+   * once the transport has taken the bytes (so awaiting `send` applies the
+   * peer's backpressure).
    *
    * @param message What to send.
-   * @param options `fin: false` to send a fragment of a longer message;
-   * `type` to send bytes as text or a string as binary.
-   * @throws {ConnectionClosedError} once the connection is closing or closed.
-   * @throws {TypeError} for something that cannot be sent.
+   * @param options `type` to send bytes as text or a string as binary.
+   * @returns A promise that rejects with `ConnectionClosedError` once the
+   * connection is closing or closed.
+   * @throws {TypeError} for something that cannot be sent (at the call).
    *
-   * @example Sending a message in three fragments
+   * @example Text, bytes, and a message streamed in fragments
    * ```ts
    * import type { WebSocketConnection } from "@wsstream/wsstream";
    *
    * async function greet(connection: WebSocketConnection) {
-   *   await connection.send("Hel", { fin: false });
-   *   await connection.send("lo, ", { fin: false });
-   *   await connection.send("world");
+   *   await connection.send("Hello");
+   *   await connection.send(new Uint8Array([1, 2, 3]));
+   *   await connection.send(ReadableStream.from(["Hel", "lo, ", "world"]));
    * }
    * ```
    */
-  send(message: Sendable, options: SendOptions = {}): Promise<void> {
+  send(message: Sendable, options: SendOptions = NO_OPTIONS): Promise<void> {
     // The common case, a whole string or byte message with nothing queued
     // before it, goes out without the queue's promises.
     if (
       this.#sendsQueued === 0 && this.#state === "open" &&
-      options.fin !== false && options.type === undefined &&
+      options === NO_OPTIONS &&
       (typeof message === "string" || message instanceof Uint8Array)
     ) {
       try {
@@ -908,6 +681,66 @@ export class WebSocketConnection {
   }
 
   /**
+   * Opens one message to send in fragments, as they come (tcllib's
+   * `send … final=false`): each chunk written goes out as a frame, and
+   * closing the stream sends the last one. The message owns the connection's
+   * sends until it ends: a `send()` from anywhere else waits for it, so two
+   * tasks can never merge their messages. Aborting the stream (or a chunk
+   * that cannot be sent) part-way fails the connection with 1011, as a
+   * message begun can be neither finished nor followed.
+   *
+   * @param options `type` to send bytes as text or strings as binary; by
+   * default the first chunk's kind (string: text) sets it.
+   * @returns The message's fragments, to write; `close()` resolves once the
+   * last is handed to the transport.
+   *
+   * @example A message written as its parts are ready
+   * ```ts
+   * import type { WebSocketConnection } from "@wsstream/wsstream";
+   *
+   * async function report(connection: WebSocketConnection, parts: string[]) {
+   *   const writer = connection.openMessage({ type: "text" }).getWriter();
+   *   for (const part of parts) await writer.write(part);
+   *   await writer.close();
+   * }
+   * ```
+   */
+  openMessage(
+    options: SendOptions = NO_OPTIONS,
+  ): WritableStream<Uint8Array | string> {
+    checkType(options.type);
+    const fragments = new TransformStream<
+      Uint8Array | string,
+      Uint8Array | string
+    >(undefined, { highWaterMark: 1 }, { highWaterMark: 0 });
+    const inner = fragments.writable.getWriter();
+    let sent: Promise<void>;
+    try {
+      sent = this.#send(fragments.readable, options, null);
+    } catch (error) {
+      sent = Promise.reject(error);
+    }
+    sent.catch(() => {}); // Reported to the writer, below.
+    let controller: WritableStreamDefaultController;
+    // A failed message errors the stream at once, not at the next write.
+    sent.catch((error) => controller.error(error));
+    return new WritableStream<Uint8Array | string>({
+      start: (c) => {
+        controller = c;
+      },
+      write: (chunk) => Promise.race([inner.write(chunk), sent]),
+      close: async () => {
+        await inner.close();
+        await sent;
+      },
+      abort: async (reason) => {
+        await inner.abort(reason).catch(() => {});
+        await sent.catch(() => {});
+      },
+    }, { highWaterMark: 1 });
+  }
+
+  /**
    * {@link send}; with a `gate`, the message takes its turn now but goes out
    * only if the gate opens with `true` (a write to `writable`).
    */
@@ -916,11 +749,17 @@ export class WebSocketConnection {
     options: SendOptions,
     gate: Promise<boolean> | null,
   ): Promise<void> {
-    const fin = options.fin ?? true;
+    if ((options as { fin?: unknown }).fin !== undefined) {
+      throw new TypeError(
+        "send() takes no fin option: use openMessage() for a message in fragments",
+      );
+    }
+    const type = options.type;
+    checkType(type);
     let payload: Message | null = null;
     let iterable: AsyncIterable<Uint8Array | string> | null = null;
     if (typeof message === "string") {
-      payload = options.type === "binary" ? encoder.encode(message) : message;
+      payload = type === "binary" ? encoder.encode(message) : message;
     } else if (message instanceof Uint8Array) {
       payload = message;
     } else if (message instanceof ArrayBuffer) {
@@ -935,9 +774,6 @@ export class WebSocketConnection {
       message !== null && typeof message === "object" &&
       Symbol.asyncIterator in message
     ) {
-      if (!fin) {
-        throw new TypeError("Cannot send a stream as a fragment (fin: false)");
-      }
       iterable = message;
     } else {
       throw new TypeError(
@@ -946,10 +782,9 @@ export class WebSocketConnection {
         }: expected a string, ArrayBuffer, ArrayBufferView, ReadableStream or async iterable`,
       );
     }
-    const type = options.type;
     return this.#enqueueSend(async () => {
       if (iterable !== null) await this.#sendIterable(iterable, type);
-      else await this.#sendPayload(payload!, fin, type);
+      else await this.#sendPayload(payload!, true, type);
     }, gate);
   }
 
@@ -958,9 +793,9 @@ export class WebSocketConnection {
    * the matching pong arrives (a pong also answers every earlier ping).
    *
    * @param data Up to 125 bytes of payload; by default a unique 8-byte one.
-   * @returns The round-trip time in ms.
-   * @throws {RangeError} for a payload over 125 bytes.
-   * @throws {ConnectionClosedError} if the connection closes first.
+   * @returns The round-trip time in ms; rejects with `ConnectionClosedError`
+   * if the connection is not open or closes first.
+   * @throws {RangeError} for a payload over 125 bytes (at the call).
    *
    * @example
    * ```ts
@@ -976,15 +811,17 @@ export class WebSocketConnection {
     let payload: Uint8Array;
     if (data === undefined) {
       payload = new Uint8Array(8);
-      new DataView(payload.buffer).setFloat64(0, ++this.#pingCounter);
-    } else {
-      payload = typeof data === "string" ? encoder.encode(data) : data.slice();
+      new DataView(payload.buffer).setFloat64(0, ++this.#own.pingCounter);
+    } else if (typeof data === "string") payload = encoder.encode(data);
+    else if (data instanceof Uint8Array) payload = data.slice();
+    else {
+      throw new TypeError(
+        `Cannot ping with ${describe(data)}: expected a string or Uint8Array`,
+      );
     }
     if (payload.length > 125) {
-      return Promise.reject(
-        new RangeError(
-          `Ping payload is ${payload.length} bytes; at most 125 are allowed`,
-        ),
+      throw new RangeError(
+        `Ping payload is ${payload.length} bytes; at most 125 are allowed`,
       );
     }
     // After a transport failure or a timeout the protocol is still "open",
@@ -998,7 +835,7 @@ export class WebSocketConnection {
       return Promise.reject(this.#closedError("ping", error));
     }
     return new Promise((resolve, reject) => {
-      (this.#pings ??= []).push({
+      (this.#own.pings ??= []).push({
         payload,
         started: performance.now(),
         resolve,
@@ -1011,7 +848,8 @@ export class WebSocketConnection {
    * Closes the connection: sends a close frame once every message sent
    * before has gone out, waits for the peer's close frame (up to
    * `closeTimeout`), then closes the socket. Resolves with how the connection
-   * ended; calling it again returns the same result.
+   * ended, both close frames included; calling it again returns the same
+   * result.
    *
    * @param options The close code (default 1000) and reason (default: the
    * code's standard reason; at most 123 bytes of UTF-8).
@@ -1024,32 +862,30 @@ export class WebSocketConnection {
    * import type { WebSocketConnection } from "@wsstream/wsstream";
    *
    * async function leave(connection: WebSocketConnection) {
-   *   const { code, wasClean } = await connection.close({ code: 1001 });
-   *   console.log(code, wasClean);
+   *   const { closeCode, wasClean, sent } = await connection.close({ closeCode: 1001 });
+   *   console.log(closeCode, wasClean, sent?.reason); // 1001 true "Going away"
    * }
    * ```
    */
-  close(options: { code?: number; reason?: string } = {}): Promise<CloseInfo> {
-    const code = options.code ?? 1000;
+  close(options: CloseOptions = NO_OPTIONS): Promise<CloseInfo> {
+    if ((options as { code?: unknown }).code !== undefined) {
+      throw new TypeError(
+        "close() takes closeCode, not code: close({ closeCode, reason })",
+      );
+    }
+    const code = options.closeCode ?? 1000;
     const reason = options.reason ?? DEFAULT_CLOSE_REASONS[code] ?? "";
     // Validate now, so a bad argument throws at the call.
-    validateClose(code, reason);
-    if (this.#state === "open") {
-      this.#state = "closing";
-      this.#localClose = { code, reason };
-      this.#armCloseTimer();
-      // Queued messages go out before the close frame.
-      this.#sendTail = this.#sendTail.then(() => {
-        if (this.#closeInfo !== null) return;
-        if (this.#protocol.close(code, reason)) this.#drainUntilClosed();
-      });
-    }
+    encodeClosePayload(code, reason);
+    if (this.#state === "open") this.#end.close(code, reason);
     return this.closed;
   }
 
   /**
    * Async iteration over the messages received, like iterating `readable`
    * (leaving the loop early closes the connection) but without the stream.
+   * It ends after a clean close and throws `ConnectionClosedError` after an
+   * unclean one.
    */
   [Symbol.asyncIterator](): AsyncIterableIterator<Message> {
     return new WebSocketConnection.#Messages(this);
@@ -1088,7 +924,10 @@ export class WebSocketConnection {
     if (!this.#hasRoom()) await this.#flush();
   }
 
-  /** Hands one message or fragment to the protocol (its frames are corked). */
+  /**
+   * Hands one message or fragment to the protocol (its frames are corked).
+   * A `type` means a fragment of a message in fragments, or bytes as text.
+   */
   #sendNow(
     payload: Message,
     fin: boolean,
@@ -1098,18 +937,12 @@ export class WebSocketConnection {
       if (type === "text" && typeof payload !== "string") {
         this.#checkOutgoingText(payload, fin);
         this.#protocol.sendFragment(payload, fin, "text");
-      } else if (fin && type === undefined && !this.#fragmenting) {
-        // Not `sendMessage` while a `fin: false` message is open: its last
-        // fragment must go out as a continuation frame.
-        this.#protocol.sendMessage(payload);
-      } else {
-        this.#protocol.sendFragment(payload, fin, type);
-      }
+      } else if (type === undefined) this.#protocol.sendMessage(payload);
+      else this.#protocol.sendFragment(payload, fin, type);
     } catch (error) {
       if (error instanceof TypeError) throw error;
       throw this.#closedError("send", error);
     }
-    this.#fragmenting = !fin;
     if (fin) this.#messagesSent++;
   }
 
@@ -1145,41 +978,27 @@ export class WebSocketConnection {
         held = chunk;
       }
       if (held === null) held = type === "text" ? "" : new Uint8Array(0);
-      await this.#sendPayload(held, true, sent ? type : type ?? kindOf(held));
+      await this.#sendPayload(held, true, type ?? kindOf(held));
     } catch (error) {
-      if (sent && this.#fragmenting) this.#failFragmented();
+      // Begun, the message can be neither finished nor followed.
+      if (sent) this.#end.abandonMessage();
       throw error;
     }
   }
 
-  /**
-   * A streamed message failed half-way (its source threw, or a chunk could
-   * not be sent): it can never be finished, and nothing else can be sent
-   * before it is, so close with 1011, as Python's websockets does.
-   */
-  #failFragmented(): void {
-    if (this.#closeInfo !== null || this.#protocol.state !== "open") return;
-    const reason = "Error in fragmented message";
-    this.#state = "closing";
-    this.#localClose = { code: 1011, reason };
-    this.#armCloseTimer();
-    this.#protocol.close(1011, reason);
-    this.#drainUntilClosed();
-  }
-
   /** Checks that bytes sent as text are UTF-8, across fragments. */
   #checkOutgoingText(bytes: Uint8Array, fin: boolean): void {
-    this.#outgoingText ??= new Utf8Decoder();
+    const text = this.#own.outgoingText ??= new Utf8Decoder();
     try {
-      this.#outgoingText.push(bytes);
-      if (fin) this.#outgoingText.end();
+      text.push(bytes);
+      if (fin) text.end();
     } catch {
-      this.#outgoingText = null;
+      this.#own.outgoingText = null;
       throw new TypeError(
         "Cannot send bytes as text: they are not valid UTF-8",
       );
     }
-    if (fin) this.#outgoingText = null;
+    if (fin) this.#own.outgoingText = null;
   }
 
   /**
@@ -1198,8 +1017,8 @@ export class WebSocketConnection {
       this.#uncork();
       return this.#channel.handedOff;
     }
-    if (!this.#flushScheduled) {
-      this.#flushScheduled = true;
+    if ((this.#flags & FLUSH_SCHEDULED) === 0) {
+      this.#flags |= FLUSH_SCHEDULED;
       const due = WebSocketConnection.#flushDue;
       if (due.push(this) === 1) nextMacrotask(WebSocketConnection.#flushAll);
     }
@@ -1220,18 +1039,18 @@ export class WebSocketConnection {
       } catch {
         // A channel that throws (a user's own ByteChannel) fails its own
         // connection: the others due in this batch still flush.
-        connection.#onTransportError();
+        connection.#end.transportFailed();
       }
     }
   };
 
   #onFlushTime(): void {
-    this.#flushScheduled = false;
+    this.#flags &= ~FLUSH_SCHEDULED;
     // While the transport is still busy with the last batch, let the next
     // grow (up to CORK_LIMIT): it goes out when the transport has room.
     if (this.#corkedBytes === 0) return;
     if (this.#channel.bufferedAmount === 0) return this.#uncork();
-    this.#flushScheduled = true;
+    this.#flags |= FLUSH_SCHEDULED;
     this.#channel.drained().then(
       () => this.#onFlushTime(),
       () => this.#uncork(),
@@ -1271,7 +1090,7 @@ export class WebSocketConnection {
     try {
       this.#channel.write(bytes);
     } catch {
-      this.#onTransportError();
+      this.#end.transportFailed();
     }
   }
 
@@ -1312,7 +1131,7 @@ export class WebSocketConnection {
       this.#readMore();
       return Promise.resolve({ done: false, value });
     }
-    const end = this.#inboxEnd;
+    const end = this.#rare.inboxEnd;
     if (end !== null) {
       return end.error === null
         ? Promise.resolve({ done: true, value: undefined })
@@ -1331,12 +1150,6 @@ export class WebSocketConnection {
     return this.#waiting;
   }
 
-  /** The waiting `next()` is settled (by the caller, next). */
-  #stopWaiting(): void {
-    this.#waiting = null;
-    this.#resolveWaiting = null;
-  }
-
   get #queued(): number {
     return this.#inbox.length - this.#inboxHead;
   }
@@ -1344,33 +1157,38 @@ export class WebSocketConnection {
   /**
    * Reads while the inbox has room (it is below `highWaterMark`), one chunk
    * at a time; the reads stop when it is full and go on when it is not.
-   * While the close handshake is under way (`#draining`), reads go on
+   * While the close handshake is under way (`draining`), reads go on
    * regardless. A chunk read is fed to the protocol by {@link #onRead}, which
    * calls this again: an idle connection waits on one read, no more.
    */
   #readMore(): void {
     while (!this.#reading) {
-      if (this.#failing !== null) return this.#failWhenDrained();
-      if (this.#closeInfo !== null) return;
+      const rare = this.#rare;
+      const end = rare.end;
+      if (end !== null) {
+        if (end.failing !== null) return end.failWhenDrained();
+        if (end.info !== null) return;
+      }
       if (
-        !this.#draining &&
-        (this.#readableDone || this.#queued >= this.#highWaterMark)
+        !rare.draining &&
+        (rare.readableDone || this.#queued >= this.#settings.highWaterMark)
       ) return;
-      const head = this.#head;
+      const head = rare.head;
       if (head === null) {
         this.#reading = true;
         this.#channel.readTo(this.#events);
         return;
       }
-      this.#head = null; // the bytes read past the handshake come first
+      rare.head = null; // the bytes read past the handshake come first
       this.#receive(head);
     }
   }
 
   #onRead(bytes: Uint8Array | null): void {
     this.#reading = false;
-    if (this.#closeInfo !== null || this.#failing !== null) return;
-    if (bytes === null) return this.#onEof();
+    const end = this.#rare.end;
+    if (end !== null && (end.info !== null || end.failing !== null)) return;
+    if (bytes === null) return this.#end.ended();
     this.#receive(bytes);
     this.#readMore();
   }
@@ -1380,14 +1198,14 @@ export class WebSocketConnection {
     try {
       this.#protocol.receive(chunk);
     } catch (error) {
-      if (error instanceof ProtocolError) this.#onProtocolError(error);
-      else this.#onTransportError();
+      if (error instanceof ProtocolError) this.#end.protocolFailed(error);
+      else this.#end.transportFailed();
     }
   }
 
   /** The application stopped reading: like WebSocketStream, that closes. */
   #stopReading(): void {
-    this.#readableDone = true;
+    this.#own.readableDone = true;
     this.#inbox = NO_MESSAGES;
     this.#inboxHead = 0;
     this.#endInbox(null);
@@ -1396,15 +1214,15 @@ export class WebSocketConnection {
 
   /** No more messages come; a waiting `next()` gets the end now. */
   #endInbox(error: unknown): void {
-    if (this.#inboxEnd !== null) return;
-    this.#inboxEnd = { error };
+    if (this.#rare.inboxEnd !== null) return;
+    this.#own.inboxEnd = { error };
     if (error !== null) {
       this.#inbox = NO_MESSAGES;
       this.#inboxHead = 0;
     }
-    if (this.#waiting === null) return;
-    const resolve = this.#resolveWaiting!;
-    this.#stopWaiting();
+    const resolve = this.#resolveWaiting;
+    if (resolve === null) return;
+    this.#waiting = this.#resolveWaiting = null;
     // A rejected promise rejects it: no field for its reject function.
     resolve(
       error === null ? { done: true, value: undefined } : Promise.reject(error),
@@ -1416,141 +1234,47 @@ export class WebSocketConnection {
    * the peer's close frame may be behind messages nobody is reading.
    */
   #drainUntilClosed(): void {
-    if (this.#draining) return;
-    this.#draining = true;
+    if (this.#rare.draining) return;
+    this.#own.draining = true;
     this.#readMore();
   }
 
   #onMessage(data: Message): void {
     this.#messagesReceived++;
-    if (this.#readableDone) return;
-    if (this.#waiting !== null) {
-      const resolve = this.#resolveWaiting!;
-      this.#stopWaiting();
+    const rare = this.#rare;
+    if (rare.readableDone) return;
+    const resolve = this.#resolveWaiting;
+    if (resolve !== null) {
+      this.#waiting = this.#resolveWaiting = null;
       resolve({ done: false, value: data });
       return;
     }
-    if (this.#draining && this.#queued >= this.#highWaterMark) {
+    if (rare.draining && this.#queued >= this.#settings.highWaterMark) {
       // Past the queue while closing: keep what fits in one message's limit,
       // so a peer flooding us during the close handshake cannot grow memory.
       const size = typeof data === "string" ? data.length * 3 : data.length;
-      this.#overflowBytes += size;
-      if (this.#overflowBytes > this.#maxMessageSize) {
-        return;
-      }
+      rare.overflowBytes += size;
+      if (rare.overflowBytes > this.#settings.maxMessageSize) return;
     }
     if (this.#inbox === NO_MESSAGES) this.#inbox = [data];
     else this.#inbox.push(data);
   }
 
   #onPong(payload: Uint8Array): void {
-    const pings = this.#pings ?? [];
-    const index = pings.findIndex((ping) => equal(ping.payload, payload));
-    if (index >= 0) {
-      const now = performance.now();
-      for (const ping of pings.splice(0, index + 1)) {
-        ping.resolve(now - ping.started);
+    const pings = this.#rare.pings;
+    if (pings !== null) {
+      const index = pings.findIndex((ping) => equal(ping.payload, payload));
+      if (index >= 0) {
+        const now = performance.now();
+        for (const ping of pings.splice(0, index + 1)) {
+          ping.resolve(now - ping.started);
+        }
       }
     }
-    this.#pongHook?.(payload);
+    this.#settings.onPong?.(payload);
   }
 
-  #onPeerClose(code: number, reason: string): void {
-    this.#state = "closing";
-    const info = { code, reason, wasClean: true };
-    if (this.#protocol.role === "server") {
-      // RFC 6455 §7.1.1: "the server MUST close the underlying TCP
-      // connection immediately" after the close handshake; the echo is
-      // flushed first by closing the writer.
-      this.#finish(info, true);
-    } else {
-      // The client waits for the server to close the TCP connection (§7.1.1),
-      // up to the close deadline.
-      this.#pendingClose = info;
-      this.#armCloseTimer();
-      this.#drainUntilClosed();
-    }
-  }
-
-  #onEof(): void {
-    const clean = this.#protocol.receiveEof();
-    if (clean) {
-      // Graceful: the echo of the peer's close frame (and any pong before
-      // it) may still be queued, and a peer that half-closed still reads.
-      this.#finish(
-        this.#pendingClose ?? { code: 1005, reason: "", wasClean: true },
-        true,
-      );
-    } else {
-      this.#finish({ code: 1006, reason: "", wasClean: false }, false);
-    }
-  }
-
-  /**
-   * The peer broke the protocol. Reading stops, but the close frame waits
-   * until the application has taken the messages that came before the bad
-   * frame and had a turn to answer them (Autobahn grades the echo of a valid
-   * message before the 1002 as strict: cases 3.2, 4.1.3, 5.15); an
-   * application that does not read gets the close at `closeTimeout`.
-   */
-  #onProtocolError(error: ProtocolError): void {
-    this.#failing = error;
-    this.#failTimer = setTimeout(() => this.#failNow(true), this.#closeTimeout);
-    this.#failWhenDrained();
-  }
-
-  /** Fails once `readable`'s queue is empty, after the application's turn. */
-  #failWhenDrained(): void {
-    if (this.#failScheduled || (this.#queued > 0 && !this.#readableDone)) {
-      return;
-    }
-    this.#failScheduled = true;
-    // A macrotask: the application's answer to the last message is sent
-    // from microtasks after its read resolves, so it is queued by then.
-    this.#failSoonTimer = setTimeout(() => this.#failNow(false), 0);
-  }
-
-  /** Sends the failing close frame (after queued sends, unless `now`) and ends. */
-  #failNow(now: boolean): void {
-    const error = this.#failing;
-    if (error === null || this.#closeInfo !== null) return;
-    const fail = () => {
-      if (this.#closeInfo !== null) return;
-      this.#protocol.fail();
-      this.#finish(
-        { code: error.closeCode, reason: error.message, wasClean: false },
-        true,
-        error,
-      );
-    };
-    if (now) fail();
-    else this.#sendTail = this.#sendTail.then(fail);
-  }
-
-  /** The socket failed (its cause is not reported: the close info says 1006). */
-  #onTransportError(): void {
-    if (this.#closeInfo !== null) return;
-    const info = this.#pendingClose ??
-      { code: 1006, reason: "", wasClean: false };
-    this.#finish(info, false);
-  }
-
-  // ---- timers ----
-
-  #armCloseTimer(): void {
-    if (this.#closeTimer !== undefined || this.#closeInfo !== null) return;
-    this.#closeTimer = setTimeout(() => {
-      this.#closeTimer = undefined;
-      this.#finish(
-        this.#pendingClose ?? {
-          code: 1006,
-          reason: "Close handshake timed out",
-          wasClean: false,
-        },
-        false,
-      );
-    }, this.#closeTimeout);
-  }
+  // ---- keepalive ----
 
   // Keepalive deadlines live in queues shared by every connection, one per
   // duration (each with one timer), instead of a timer and closures per
@@ -1560,24 +1284,23 @@ export class WebSocketConnection {
     connection.#keepalivePing()
   );
   static #pongsDue = new DeadlineQueues<WebSocketConnection>((connection) =>
-    connection.#finish(
-      { code: 1006, reason: "Keepalive ping timed out", wasClean: false },
-      false,
-    )
+    connection.#end.keepaliveTimedOut()
   );
 
   /** The next keepalive ping is due in `interval` ms. */
   #scheduleKeepalive(): void {
     this.#events.deadline = WebSocketConnection.#pingsDue.add(
-      this.#keepalive!.interval,
+      this.#settings.keepalive!.interval,
       this,
     );
   }
 
   #keepalivePing(): void {
     if (this.#state !== "open") return;
-    const { interval, timeout = interval } = this.#keepalive!;
-    const pongDue = WebSocketConnection.#pongsDue.add(timeout, this);
+    const pongDue = WebSocketConnection.#pongsDue.add(
+      this.#settings.keepalive!.timeout,
+      this,
+    );
     this.#events.deadline = pongDue;
     this.ping().then(
       () => {
@@ -1590,121 +1313,8 @@ export class WebSocketConnection {
     );
   }
 
-  /** Stops the keepalive deadline (a ping or a pong due), if any. */
-  #stopKeepalive(): void {
-    this.#events.deadline?.unlink();
-  }
-
-  // ---- the end ----
-
-  /**
-   * Ends the connection once: settles `closed`, ends `readable`, fails
-   * pending pings, stops the timers and closes the transport (`graceful`:
-   * after flushing what was written).
-   */
-  #finish(info: CloseInfo, graceful: boolean, error?: unknown): void {
-    if (this.#closeInfo !== null) return;
-    this.#closeInfo = info;
-    this.#state = "closed";
-    clearTimeout(this.#closeTimer);
-    clearTimeout(this.#failTimer);
-    clearTimeout(this.#failSoonTimer);
-    this.#stopKeepalive();
-    // Made only when someone gets it: an error's stack trace is not free,
-    // and most connections end with no ping waiting and a clean close.
-    let closedError: ConnectionClosedError | undefined;
-    const pings = this.#pings;
-    if (pings !== null && pings.length > 0) {
-      closedError = this.#closedError("receive");
-      for (const ping of pings.splice(0)) ping.reject(closedError);
-    }
-    if (!this.#readableDone) {
-      this.#readableDone = true;
-      // Iteration's one rule: it ends after a clean close, and throws a
-      // ConnectionClosedError after an unclean one (its cause the
-      // ProtocolError when the peer broke the protocol).
-      this.#endInbox(
-        info.wasClean
-          ? null
-          : error === undefined
-          ? closedError ?? this.#closedError("receive")
-          : this.#closedError("receive", error),
-      );
-    }
-    // A graceful end flushes what was written (the close frame), but a peer
-    // that never reads must not hold the socket open past the deadline.
-    if (graceful) {
-      this.#uncork();
-      this.#events.deadline = WebSocketConnection.#dropsDue.add(
-        this.#closeTimeout,
-        this,
-      );
-      const flushed = this.#channel.closeWrite().catch(() => {});
-      if (error === undefined) flushed.finally(() => this.#drop());
-      else {
-        // Failing, we stopped reading at the bad frame. Closing the socket
-        // with the peer's bytes unread would send a reset, and a reset has
-        // the peer's kernel drop our close frame before the peer reads it.
-        // So the connection ends here, but its socket reads on, discarding,
-        // until the peer closes too (as RFC 6455 §7.1.1 has a client wait
-        // for the server) or the close deadline comes.
-        flushed.then(() => {
-          this.#settle();
-          this.#discardUntilEof();
-        });
-      }
-    } else {
-      this.#corked = null;
-      this.#corkedBytes = 0;
-      this.#drop();
-    }
-  }
-
-  /** Settles `closed` and leaves `openIn`, once. */
-  #settle(): void {
-    if (this.#ended) return;
-    this.#ended = true;
-    this.#events.openIn?.delete(this);
-    this.#events.unlink(); // from an OpenConnections
-    this.#closed?.resolve(this.#closeInfo!);
-  }
-
-  /** Closes the socket and settles; at the latest, `closeTimeout` after `#finish`. */
-  #drop(): void {
-    this.#events.deadline?.unlink(); // the drop's own
-    this.#channel.close();
-    this.#settle();
-  }
-
-  // The deadlines of graceful ends, shared like keepalive's (one per
-  // closeTimeout): a timer per connection was 2 % of a server's handshake.
-  static #dropsDue = new DeadlineQueues<WebSocketConnection>((connection) =>
-    connection.#drop()
-  );
-
-  /**
-   * Reads and drops what the peer still sends, then drops the socket;
-   * dropping it at the deadline ends a pending read, and so this.
-   */
-  #discardUntilEof(): void {
-    const channel = this.#channel;
-    const done = () => this.#drop();
-    const next = (): void => {
-      channel.read().then((bytes) => bytes === null ? done() : next(), done);
-    };
-    next();
-  }
-
   #closedError(what: string, cause?: unknown): ConnectionClosedError {
-    // While our close is under way, name its code, not 1006 ("abnormal").
-    const info = this.#closeInfo ?? this.#pendingClose ??
-      (this.#localClose && { ...this.#localClose, wasClean: false }) ??
-      { code: 1006, reason: "", wasClean: false };
-    return new ConnectionClosedError(
-      `Cannot ${what} on a ${this.#state} connection: close code ${info.code}`,
-      info,
-      cause === undefined ? undefined : { cause },
-    );
+    return closedError(this.#state, this.#rare.end, what, cause);
   }
 }
 
@@ -1871,10 +1481,12 @@ export class OpenConnections implements ReadonlySet<WebSocketConnection> {
  * assert.equal((await reader.read()).value, "hello");
  * reader.releaseLock();
  * const [a, b] = await Promise.all([client.close(), server.closed]);
- * // Each end reports the close frame it received: the server got ours, with
- * // its reason; we got the server's echo, which carries the code only.
- * assert.deepEqual(b, { code: 1000, reason: "Normal closure", wasClean: true });
- * assert.deepEqual(a, { code: 1000, reason: "", wasClean: true });
+ * // Each end reports both close frames: ours went with its standard reason,
+ * // the server's echo carries the code only.
+ * const ours = { closeCode: 1000, reason: "Normal closure" };
+ * const echo = { closeCode: 1000, reason: "" };
+ * assert.deepEqual(a, { ...echo, wasClean: true, sent: ours, received: echo });
+ * assert.deepEqual(b, { ...ours, wasClean: true, sent: echo, received: ours });
  * ```
  */
 export function takeover(
@@ -1896,30 +1508,43 @@ export function takeover(
   return new WebSocketConnection(stream, options);
 }
 
-function validateClose(code: number, reason: string): void {
-  encodeClosePayload(code, reason); // throws RangeError for a bad code or reason
+/**
+ * A connection whose settings are already resolved: how `serve` makes each
+ * of its connections share one settings object. Internal.
+ */
+export function openConnection(
+  stream: ByteStream,
+  options: TakeoverOptions,
+  settings: ConnectionSettings,
+): WebSocketConnection {
+  presetSettings = settings;
+  try {
+    return new WebSocketConnection(stream, options);
+  } finally {
+    presetSettings = null;
+  }
 }
 
-function closeFromReason(reason: unknown): { code?: number; reason?: string } {
+function closeFromReason(reason: unknown): CloseOptions {
   if (reason instanceof ConnectionClosedError) {
-    return { code: reason.closeCode, reason: reason.reason };
+    return { closeCode: reason.closeCode, reason: reason.reason };
   }
-  if (
-    reason !== null && typeof reason === "object" && "code" in reason &&
-    typeof reason.code === "number"
-  ) {
-    const r = reason as { code: number; reason?: unknown };
-    return typeof r.reason === "string"
-      ? { code: r.code, reason: r.reason }
-      : { code: r.code };
+  if (reason !== null && typeof reason === "object") {
+    const r = reason as { closeCode?: unknown; reason?: unknown };
+    if (typeof r.closeCode === "number") {
+      return typeof r.reason === "string"
+        ? { closeCode: r.closeCode, reason: r.reason }
+        : { closeCode: r.closeCode };
+    }
   }
-  return { code: 1000 };
+  return { closeCode: 1000 };
 }
 
-function checkPositive(name: string, value: number | undefined): void {
-  if (value === undefined) return;
-  if (typeof value !== "number" || !(value > 0) || !Number.isFinite(value)) {
-    throw new RangeError(`${name} must be a positive number, got ${value}`);
+function checkType(type: unknown): void {
+  if (type !== undefined && type !== "text" && type !== "binary") {
+    throw new TypeError(
+      `Invalid message type ${JSON.stringify(type)}: use "text" or "binary"`,
+    );
   }
 }
 

@@ -7,13 +7,40 @@
  * └── WebSocketError                  base of everything below; `code` is stable
  *     ├── ProtocolError               the peer broke RFC 6455; `closeCode` is what we sent
  *     ├── HandshakeError              the opening handshake failed; `status` is the HTTP status
- *     ├── TimeoutError                a deadline passed (handshake, close, keepalive)
- *     └── ConnectionClosedError       the connection is closed; carries `code`, `reason`, `wasClean`
+ *     ├── TimeoutError                `connect()`'s opening handshake took too long
+ *     └── ConnectionClosedError       the connection is closed; carries `closeCode`, `reason`, `wasClean`
  * ```
  *
  * Each protocol failure maps to exactly one close code, and each handshake
  * refusal to exactly one HTTP status, so the reply is already known where the
  * error is made.
+ *
+ * ## When an API throws, and when it rejects
+ *
+ * One rule, everywhere:
+ *
+ * - **An argument that is wrong in itself throws, synchronously**, even from
+ *   a function that returns a promise: a value of the wrong type
+ *   (`TypeError`), out of range (`RangeError`: a close code that may not be
+ *   sent, a reason or ping payload over its limit, a negative timeout), an
+ *   invalid URL or option. These are bugs in the calling code; thrown at the
+ *   call, they cannot be lost in a promise nobody awaits. `connect()` and
+ *   `serve()` check all their options before any I/O.
+ * - **Everything that depends on the connection or the network rejects the
+ *   returned promise**: the connection is closing or closed
+ *   (`ConnectionClosedError`), the server refused (`HandshakeError`), the
+ *   handshake took too long (`TimeoutError`), the socket failed.
+ * - **Streams follow the Streams standard**: a chunk that cannot be sent
+ *   errors `writable` (its `write()` rejects); an unclean close errors
+ *   `readable`.
+ * - **Iteration** over a connection (or its `readable`) ends after a clean
+ *   close and throws `ConnectionClosedError` after an unclean one, its
+ *   `cause` the `ProtocolError` when the peer broke the protocol. `closed`
+ *   never rejects.
+ *
+ * Timeouts after the handshake (the close handshake's, keepalive's) are not
+ * errors thrown at anyone: they end the connection, and `closed` reports
+ * 1006 with the reason.
  *
  * @module
  */
@@ -122,8 +149,11 @@ export class HandshakeError extends WebSocketError {
 }
 
 /**
- * A deadline passed: the opening handshake, the close handshake or a
- * keepalive pong did not come in time.
+ * `connect()`'s opening handshake (TCP or TLS connect, request, response)
+ * took longer than its `handshakeTimeout`. (A server answers a slow
+ * handshake with 408; a close handshake or keepalive pong that does not
+ * come in time ends the connection with 1006 in `closed`, and throws
+ * nothing.)
  *
  * @example
  * ```ts
@@ -147,8 +177,9 @@ export class TimeoutError extends WebSocketError {
 }
 
 /**
- * The connection is closed (or closing), so the operation cannot be done.
- * Carries the close that ended it.
+ * The connection is closed (or closing), so the operation cannot be done;
+ * or, thrown by iteration, it ended uncleanly. Carries the close that ended
+ * it (or the one under way), named as WHATWG's `WebSocketError` names them.
  *
  * @example
  * ```ts
@@ -157,7 +188,7 @@ export class TimeoutError extends WebSocketError {
  *
  * const error = new ConnectionClosedError(
  *   "Cannot send on a closed connection: close code 1000",
- *   { code: 1000, reason: "", wasClean: true },
+ *   { closeCode: 1000, reason: "", wasClean: true },
  * );
  * assert.equal(error.closeCode, 1000);
  * assert.equal(error.wasClean, true);
@@ -180,12 +211,12 @@ export class ConnectionClosedError extends WebSocketError {
    */
   constructor(
     message: string,
-    close: { code: number; reason: string; wasClean: boolean },
+    close: { closeCode: number; reason: string; wasClean: boolean },
     options?: ErrorOptions,
   ) {
     super(message, "WS_ERR_CLOSED", options);
     this.name = "ConnectionClosedError";
-    this.closeCode = close.code;
+    this.closeCode = close.closeCode;
     this.reason = close.reason;
     this.wasClean = close.wasClean;
   }

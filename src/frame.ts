@@ -21,7 +21,7 @@ import { applyMask } from "./mask.ts";
  *
  * @example
  * ```ts
- * import { Opcode } from "@wsstream/wsstream";
+ * import { Opcode } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.equal(Opcode.Ping, 0x9);
@@ -50,7 +50,7 @@ export const RSV1 = 4;
  *
  * @example
  * ```ts
- * import type { Frame } from "@wsstream/wsstream";
+ * import type { Frame } from "@wsstream/wsstream/codec";
  * const frame: Frame = { fin: true, rsv: 0, opcode: 0x2, payload: new Uint8Array([1, 2]) };
  * ```
  */
@@ -71,7 +71,7 @@ export interface Frame {
  *
  * @example
  * ```ts
- * import type { FrameHeader } from "@wsstream/wsstream";
+ * import type { FrameHeader } from "@wsstream/wsstream/codec";
  * function isControl(header: FrameHeader): boolean {
  *   return header.opcode >= 8;
  * }
@@ -96,7 +96,7 @@ export interface FrameHeader {
  *
  * @example Collecting whole frames
  * ```ts
- * import { FrameDecoder, type FrameSink } from "@wsstream/wsstream";
+ * import { FrameDecoder, type FrameSink } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const frames: { opcode: number; size: number }[] = [];
@@ -129,7 +129,7 @@ export interface FrameSink {
  *
  * @example
  * ```ts
- * import type { FrameDecoderOptions } from "@wsstream/wsstream";
+ * import type { FrameDecoderOptions } from "@wsstream/wsstream/codec";
  * // A server: clients must mask, and no extension is negotiated.
  * const options: FrameDecoderOptions = { masked: true, allowedRsv: 0 };
  * ```
@@ -162,7 +162,7 @@ const MASK_REQUIRED = 16;
  *
  * @example Decoding a masked "Hello" (RFC 6455 §5.7) split in two chunks
  * ```ts
- * import { FrameDecoder } from "@wsstream/wsstream";
+ * import { FrameDecoder } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * let text = "";
@@ -383,7 +383,7 @@ function headerSize(b1: number): number {
  *
  * @example
  * ```ts
- * import { frameHeaderSize } from "@wsstream/wsstream";
+ * import { frameHeaderSize } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.equal(frameHeaderSize(125, false), 2);
@@ -411,7 +411,7 @@ export function frameHeaderSize(length: number, masked: boolean): number {
  *
  * @example
  * ```ts
- * import { writeFrameHeader } from "@wsstream/wsstream";
+ * import { writeFrameHeader } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const header = new Uint8Array(2);
@@ -468,7 +468,7 @@ export function writeFrameHeader(
  *
  * @example A masked "Hello" (RFC 6455 §5.7)
  * ```ts
- * import { encodeFrame } from "@wsstream/wsstream";
+ * import { encodeFrame } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const bytes = encodeFrame(

@@ -33,7 +33,7 @@ import { sha1 } from "./sha1.ts";
  *
  * @example
  * ```ts
- * import { WEBSOCKET_GUID } from "@wsstream/wsstream";
+ * import { WEBSOCKET_GUID } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.equal(WEBSOCKET_GUID.length, 36);
@@ -54,7 +54,7 @@ export const WEBSOCKET_GUID = "258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
  *
  * @example A fixed source gives a predictable key
  * ```ts
- * import { generateKey } from "@wsstream/wsstream";
+ * import { generateKey } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.equal(generateKey((bytes) => bytes.fill(0)), "AAAAAAAAAAAAAAAAAAAAAA==");
@@ -86,7 +86,7 @@ export function generateKey(
  *
  * @example The sample from RFC 6455 §1.3
  * ```ts
- * import { computeAccept } from "@wsstream/wsstream";
+ * import { computeAccept } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.equal(
@@ -112,7 +112,7 @@ export async function computeAccept(key: string): Promise<string> {
  *
  * @example The sample from RFC 6455 §1.3
  * ```ts
- * import { computeAcceptSync } from "@wsstream/wsstream";
+ * import { computeAcceptSync } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.equal(
@@ -179,7 +179,7 @@ const BASE64 = Uint8Array.from(
  *
  * @example
  * ```ts
- * import type { ExtensionOffer } from "@wsstream/wsstream";
+ * import type { ExtensionOffer } from "@wsstream/wsstream/codec";
  *
  * const offer: ExtensionOffer = {
  *   name: "permessage-deflate",
@@ -217,7 +217,7 @@ export interface ExtensionOffer {
  *
  * @example Two offers of the same extension
  * ```ts
- * import { parseExtensions } from "@wsstream/wsstream";
+ * import { parseExtensions } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.deepEqual(
@@ -339,7 +339,7 @@ export function parseExtensions(value: string | null): ExtensionOffer[] {
  *
  * @example
  * ```ts
- * import { formatExtensions } from "@wsstream/wsstream";
+ * import { formatExtensions } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.equal(
@@ -393,7 +393,7 @@ export function formatExtensions(offers: ExtensionOffer[]): string {
  *
  * @example
  * ```ts
- * import { parseProtocols } from "@wsstream/wsstream";
+ * import { parseProtocols } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.deepEqual(parseProtocols("chat.v2, chat.v1"), ["chat.v2", "chat.v1"]);
@@ -435,7 +435,7 @@ export function parseProtocols(value: string | null): string[] {
  *
  * @example The client's preference wins over the server's order
  * ```ts
- * import { selectSubprotocol } from "@wsstream/wsstream";
+ * import { selectSubprotocol } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.equal(selectSubprotocol(["v2", "v1"], ["v1", "v2"]), "v2");
@@ -462,7 +462,7 @@ export function selectSubprotocol(
  *
  * @example
  * ```ts
- * import { hasToken } from "@wsstream/wsstream";
+ * import { hasToken } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.equal(hasToken("keep-alive, Upgrade", "upgrade"), true);
@@ -483,7 +483,7 @@ export function hasToken(value: string | null, token: string): boolean {
  *
  * @example
  * ```ts
- * import { generateKey, type ClientHandshakeOptions } from "@wsstream/wsstream";
+ * import { generateKey, type ClientHandshakeOptions } from "@wsstream/wsstream/codec";
  *
  * const options: ClientHandshakeOptions = {
  *   url: new URL("wss://example.com/chat"),
@@ -528,7 +528,7 @@ export interface ClientHandshakeOptions {
  *
  * @example Building a request
  * ```ts
- * import { buildClientRequest } from "@wsstream/wsstream";
+ * import { buildClientRequest } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const head = buildClientRequest({
@@ -619,7 +619,7 @@ export function buildClientRequest(
  *
  * @example
  * ```ts
- * import { computeAccept, validateServerResponse } from "@wsstream/wsstream";
+ * import { computeAccept, validateServerResponse } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const key = "dGhlIHNhbXBsZSBub25jZQ==";
@@ -744,7 +744,7 @@ export async function validateServerResponse(
  *
  * @example
  * ```ts
- * import type { UpgradeRequest } from "@wsstream/wsstream";
+ * import type { UpgradeRequest } from "@wsstream/wsstream/codec";
  *
  * function room(request: UpgradeRequest): string | null {
  *   return new URLSearchParams(request.query).get("room");
@@ -797,7 +797,7 @@ export interface UpgradeRequest {
  *
  * @example Accepting a request
  * ```ts
- * import { validateClientRequest } from "@wsstream/wsstream";
+ * import { validateClientRequest } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const request = validateClientRequest({
@@ -820,7 +820,7 @@ export interface UpgradeRequest {
  *
  * @example Refusing an old version
  * ```ts
- * import { HandshakeError, validateClientRequest } from "@wsstream/wsstream";
+ * import { HandshakeError, validateClientRequest } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.throws(
@@ -999,7 +999,7 @@ export function validateClientRequest(head: RequestHead): UpgradeRequest {
  *
  * @example
  * ```ts
- * import { isWebSocketRequest } from "@wsstream/wsstream";
+ * import { isWebSocketRequest } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const head = {
@@ -1029,7 +1029,7 @@ export function isWebSocketRequest(head: RequestHead): boolean {
  *
  * @example
  * ```ts
- * import { buildServerResponse, validateClientRequest } from "@wsstream/wsstream";
+ * import { buildServerResponse, validateClientRequest } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const request = validateClientRequest({
@@ -1131,7 +1131,7 @@ export async function buildServerResponse(
  *
  * @example A refusal with a body of its own, and one without
  * ```ts
- * import { HandshakeError, refusalResponse } from "@wsstream/wsstream";
+ * import { HandshakeError, refusalResponse } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const decode = (bytes: Uint8Array) => new TextDecoder().decode(bytes);

@@ -45,7 +45,7 @@ import { canonical, CONTROL, show, TCHAR, TOKEN } from "./_http_syntax.ts";
  *
  * @example Tightening one limit
  * ```ts
- * import { DEFAULT_HEAD_LIMITS, type HeadLimits } from "@wsstream/wsstream";
+ * import { DEFAULT_HEAD_LIMITS, type HeadLimits } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const limits: HeadLimits = { ...DEFAULT_HEAD_LIMITS, maxHeaderCount: 32 };
@@ -76,7 +76,7 @@ export interface HeadLimits {
  *
  * @example
  * ```ts
- * import { DEFAULT_HEAD_LIMITS } from "@wsstream/wsstream";
+ * import { DEFAULT_HEAD_LIMITS } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.deepEqual({ ...DEFAULT_HEAD_LIMITS }, {
@@ -122,7 +122,7 @@ export const DEFAULT_HEAD_LIMITS: Readonly<HeadLimits> = Object.freeze({
  *
  * @example Splitting a head from the frames that follow it
  * ```ts
- * import { HeadParser } from "@wsstream/wsstream";
+ * import { HeadParser } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const parser = new HeadParser();
@@ -137,7 +137,7 @@ export const DEFAULT_HEAD_LIMITS: Readonly<HeadLimits> = Object.freeze({
  *
  * @example Each limit refuses with its own status
  * ```ts
- * import { HandshakeError, HeadParser } from "@wsstream/wsstream";
+ * import { HandshakeError, HeadParser } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const encode = (text: string) => new TextEncoder().encode(text);
@@ -320,7 +320,7 @@ export class HeadParser {
  *
  * @example
  * ```ts
- * import type { RequestHead } from "@wsstream/wsstream";
+ * import type { RequestHead } from "@wsstream/wsstream/codec";
  *
  * const head: RequestHead = {
  *   method: "GET",
@@ -346,7 +346,7 @@ export interface RequestHead {
  *
  * @example
  * ```ts
- * import type { ResponseHead } from "@wsstream/wsstream";
+ * import type { ResponseHead } from "@wsstream/wsstream/codec";
  *
  * const head: ResponseHead = {
  *   version: "HTTP/1.1",
@@ -392,7 +392,7 @@ export interface ResponseHead {
  *
  * @example Parsing a request head
  * ```ts
- * import { parseRequestHead } from "@wsstream/wsstream";
+ * import { parseRequestHead } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const head = parseRequestHead(
@@ -404,7 +404,7 @@ export interface ResponseHead {
  *
  * @example A refused head says why
  * ```ts
- * import { HandshakeError, parseRequestHead } from "@wsstream/wsstream";
+ * import { HandshakeError, parseRequestHead } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.throws(
@@ -488,7 +488,7 @@ function _checkRequestVersion(version: string): void {
  *
  * @example
  * ```ts
- * import { parseResponseHead } from "@wsstream/wsstream";
+ * import { parseResponseHead } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const head = parseResponseHead(
@@ -563,7 +563,7 @@ export function parseResponseHead(
  *
  * @example
  * ```ts
- * import { writeRequestHead } from "@wsstream/wsstream";
+ * import { writeRequestHead } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const bytes = writeRequestHead({
@@ -610,7 +610,7 @@ export function writeRequestHead(head: RequestHead): Uint8Array {
  *
  * @example
  * ```ts
- * import { writeResponseHead } from "@wsstream/wsstream";
+ * import { writeResponseHead } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const bytes = writeResponseHead({
@@ -666,7 +666,7 @@ export function writeResponseHead(head: ResponseHead): Uint8Array {
  *
  * @example A 404 with a text body
  * ```ts
- * import { writeResponse } from "@wsstream/wsstream";
+ * import { writeResponse } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const text = new TextDecoder().decode(writeResponse(404, "Not Found", {}, "No such room"));
@@ -721,7 +721,7 @@ export function writeResponse(
  *
  * @example
  * ```ts
- * import { reasonPhrase } from "@wsstream/wsstream";
+ * import { reasonPhrase } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.equal(reasonPhrase(404), "Not Found");

@@ -39,7 +39,7 @@ const WORD_THRESHOLD = 128;
  *
  * @example Masking twice gives the original back
  * ```ts
- * import { applyMask } from "@wsstream/wsstream";
+ * import { applyMask } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const key = new Uint8Array([0x37, 0xfa, 0x21, 0x3d]);
@@ -130,7 +130,7 @@ function maskWords(view: Int32Array, word: number): void {
  *
  * @example
  * ```ts
- * import { randomMaskSource } from "@wsstream/wsstream";
+ * import { randomMaskSource } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const next = randomMaskSource();

@@ -13,13 +13,6 @@
  */
 
 import {
-  bufferFor,
-  BYTES_TAKEN,
-  copyInto,
-  giveBack,
-  reusableBufferFor,
-} from "./_copy.ts";
-import {
   decodeClosePayload,
   DEFAULT_CLOSE_REASONS,
   encodeClosePayload,
@@ -34,6 +27,7 @@ import {
   writeFrameHeader,
 } from "./frame.ts";
 import { applyMask, randomMaskSource } from "./mask.ts";
+import { type PayloadBuffers, plainPayloadBuffers } from "./payload_buffers.ts";
 import { decodeUtf8, Utf8Decoder } from "./utf8.ts";
 
 /**
@@ -42,7 +36,7 @@ import { decodeUtf8, Utf8Decoder } from "./utf8.ts";
  *
  * @example
  * ```ts
- * import type { Role } from "@wsstream/wsstream";
+ * import type { Role } from "@wsstream/wsstream/codec";
  * const role: Role = "server";
  * ```
  */
@@ -55,7 +49,7 @@ export type Role = "client" | "server";
  *
  * @example
  * ```ts
- * import type { ProtocolState } from "@wsstream/wsstream";
+ * import type { ProtocolState } from "@wsstream/wsstream/codec";
  * const state: ProtocolState = "open";
  * ```
  */
@@ -66,7 +60,7 @@ export type ProtocolState = "open" | "closing" | "closed";
  *
  * @example
  * ```ts
- * import type { Message } from "@wsstream/wsstream";
+ * import type { Message } from "@wsstream/wsstream/codec";
  * const messages: Message[] = ["hello", new Uint8Array([1, 2, 3])];
  * ```
  */
@@ -85,7 +79,7 @@ export const DEFAULT_MAX_FRAGMENTS = 131_072;
  *
  * @example
  * ```ts
- * import type { ProtocolOptions } from "@wsstream/wsstream";
+ * import type { ProtocolOptions } from "@wsstream/wsstream/codec";
  * const options: ProtocolOptions = { role: "client", maxMessageSize: 1 << 20 };
  * ```
  */
@@ -104,6 +98,11 @@ export interface ProtocolOptions {
   allowedRsv?: number | undefined;
   /** Where masking keys come from (client only): 4 bytes per call. For tests. */
   maskSource?: (() => Uint8Array) | undefined;
+  /**
+   * How payload copies are made (default: plain `Uint8Array`s). A runtime
+   * whose copies need care gives its own (see {@link PayloadBuffers}).
+   */
+  buffers?: PayloadBuffers | undefined;
 }
 
 /**
@@ -112,7 +111,7 @@ export interface ProtocolOptions {
  *
  * @example
  * ```ts
- * import type { ProtocolHandler } from "@wsstream/wsstream";
+ * import type { ProtocolHandler } from "@wsstream/wsstream/codec";
  * const sent: Uint8Array[] = [];
  * const handler: ProtocolHandler = {
  *   message(data) { console.log("message", data); },
@@ -135,9 +134,42 @@ export interface ProtocolHandler {
    * not sent one, the echo has already been sent.
    */
   close(code: number, reason: string): void;
-  /** Bytes to send to the peer, in order. Never called with an empty array. */
-  send(bytes: Uint8Array): void;
+  /**
+   * Bytes to send to the peer, in order. Never called with an empty array.
+   *
+   * @returns {@link BYTES_COPIED} only when the bytes are already copied out
+   * (onto a socket) and will never be read again: the protocol may then
+   * build a later frame in their buffer. Anything else leaves the bytes to
+   * the handler for good (a symbol, not `true`, so that a handler written
+   * as `(bytes) => socket.write(bytes)` cannot say so by accident).
+   */
+  send(bytes: Uint8Array): typeof BYTES_COPIED | void;
 }
+
+/**
+ * What a {@link ProtocolHandler}'s `send` returns when the bytes it was
+ * given are already copied onto the socket, so their buffer may be reused.
+ *
+ * @example A handler over a socket that copies every write at once
+ * ```ts
+ * import { BYTES_COPIED, type ProtocolHandler } from "@wsstream/wsstream/codec";
+ * import assert from "node:assert/strict";
+ *
+ * const wire: number[] = [];
+ * const handler: ProtocolHandler = {
+ *   message() {},
+ *   ping() {},
+ *   pong() {},
+ *   close() {},
+ *   send(bytes) {
+ *     wire.push(...bytes); // copied: the buffer is free again
+ *     return BYTES_COPIED;
+ *   },
+ * };
+ * assert.equal(handler.send(new Uint8Array([1])), BYTES_COPIED);
+ * ```
+ */
+export const BYTES_COPIED: unique symbol = Symbol("bytes copied");
 
 const encoder = new TextEncoder();
 /** The payload of a close frame without a code; never written to. */
@@ -159,7 +191,7 @@ const ZERO_COPY_LIMIT = 256 * 1024;
  *
  * @example A server receiving a masked "Hello" and answering
  * ```ts
- * import { Protocol } from "@wsstream/wsstream";
+ * import { Protocol } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const received: unknown[] = [];
@@ -169,7 +201,7 @@ const ZERO_COPY_LIMIT = 256 * 1024;
  *   ping() {},
  *   pong() {},
  *   close() {},
- *   send: (bytes) => sent.push(bytes),
+ *   send: (bytes) => void sent.push(bytes),
  * });
  * protocol.receive(new Uint8Array([0x81, 0x85, 0x37, 0xfa, 0x21, 0x3d, 0x7f, 0x9f, 0x4d, 0x51, 0x58]));
  * assert.deepEqual(received, ["Hello"]);
@@ -180,8 +212,8 @@ const ZERO_COPY_LIMIT = 256 * 1024;
 export class Protocol {
   readonly #handler: ProtocolHandler;
   readonly #decoder: FrameDecoder;
-  readonly #maxMessageSize: number;
-  readonly #maxFragments: number;
+  /** The options as given: one object for all of a server's connections. */
+  readonly #options: ProtocolOptions;
   readonly #nextMask: (() => Uint8Array) | null;
   #state: ProtocolState = "open";
   #closeReceived = false;
@@ -225,13 +257,13 @@ export class Protocol {
   /**
    * Makes the state machine for one connection, open.
    *
-   * @param options Role and limits.
+   * @param options Role and limits. Kept, not copied (a server passes one
+   * object for all its connections): do not change it afterwards.
    * @param handler Where events and outgoing bytes go.
    */
   constructor(options: ProtocolOptions, handler: ProtocolHandler) {
     this.#handler = handler;
-    this.#maxMessageSize = options.maxMessageSize ?? DEFAULT_MAX_MESSAGE_SIZE;
-    this.#maxFragments = options.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
+    this.#options = options;
     this.#nextMask = options.role === "client"
       ? options.maskSource ?? randomMaskSource()
       : null;
@@ -427,7 +459,7 @@ export class Protocol {
     if (this.#state !== "open") {
       throw new ConnectionClosedError(
         `Cannot send on a ${this.#state} connection`,
-        { code: 1006, reason: "", wasClean: false },
+        { closeCode: 1006, reason: "", wasClean: false },
       );
     }
   }
@@ -456,9 +488,10 @@ export class Protocol {
     }
     const size = headerSize + length;
     const large = length >= REUSE_WORTH;
+    const buffers = this.#options.buffers ?? plainPayloadBuffers;
     const out = large
-      ? reusableBufferFor(size, headerSize, payload)
-      : bufferFor(size, headerSize, payload);
+      ? buffers.reusableFor(size, headerSize, payload)
+      : buffers.for(size, headerSize, payload);
     writeFrameHeader(out, 0, fin, 0, opcode, length, key);
     if (key === null) out.set(payload, headerSize);
     else if (length < SMALL_PAYLOAD) {
@@ -470,9 +503,10 @@ export class Protocol {
       out.set(payload, headerSize);
       applyMask(out.subarray(headerSize), key);
     }
-    // Our connection says when the bytes are already on the socket.
-    const taken = (this.#handler.send(out) as unknown) === BYTES_TAKEN;
-    if (taken && large) giveBack(out);
+    // The handler says when the bytes are already on the socket.
+    if (this.#handler.send(out) === BYTES_COPIED && large) {
+      buffers.giveBack(out);
+    }
   }
 
   /** Frames text, encoding it straight into the frame buffer when it is small. */
@@ -545,15 +579,18 @@ export class Protocol {
       this.#fragments = 0;
     }
     // Check the limits on the header, before buffering any of the payload.
-    if (this.#messageSize + header.length > this.#maxMessageSize) {
+    const maxMessageSize = this.#options.maxMessageSize ??
+      DEFAULT_MAX_MESSAGE_SIZE;
+    if (this.#messageSize + header.length > maxMessageSize) {
       throw new ProtocolError(
-        `Message over the ${this.#maxMessageSize}-byte limit`,
+        `Message over the ${maxMessageSize}-byte limit`,
         1009,
       );
     }
-    if (++this.#fragments > this.#maxFragments) {
+    const maxFragments = this.#options.maxFragments ?? DEFAULT_MAX_FRAGMENTS;
+    if (++this.#fragments > maxFragments) {
       throw new ProtocolError(
-        `Message in over ${this.#maxFragments} fragments`,
+        `Message in over ${maxFragments} fragments`,
         1009,
       );
     }
@@ -598,7 +635,7 @@ export class Protocol {
         opcode,
         opcode === Opcode.Close && parts.length === 1
           ? parts[0]!
-          : concat(parts, frame.length),
+          : concat(parts, frame.length, this.#options.buffers),
       );
       return;
     }
@@ -615,7 +652,7 @@ export class Protocol {
         message = this.#text.end();
       }
     } else if (parts !== null) {
-      message = concat(parts, this.#messageSize);
+      message = concat(parts, this.#messageSize, this.#options.buffers);
     } else if (part !== null) {
       message = ownedView(part);
     } else {
@@ -661,7 +698,7 @@ export class Protocol {
 
 /**
  * From this many bytes, a frame is built in a reused buffer when one was
- * given back (see `reusableBufferFor` in _copy.ts).
+ * given back (see `PayloadBuffers.reusableFor`).
  */
 const REUSE_WORTH = 16 * 1024;
 
@@ -680,17 +717,21 @@ function isAscii(text: string): boolean {
 }
 
 /** Joins chunks into one new buffer of `size` bytes. */
-function concat(parts: Uint8Array[], size: number): Uint8Array {
+function concat(
+  parts: Uint8Array[],
+  size: number,
+  buffers: PayloadBuffers = plainPayloadBuffers,
+): Uint8Array {
   if (parts.length < 2) {
     return parts.length === 1 ? parts[0]!.slice() : new Uint8Array(size);
   }
   // Placed for the second part: on Bun, every part after it then copies
   // aligned alike too, as long as the reads between are whole multiples of
-  // 16 bytes (Bun's full reads are 512 KiB). See _copy.ts.
-  const out = bufferFor(size, parts[0]!.length, parts[1]!);
+  // 16 bytes (Bun's full reads are 512 KiB). See payload_buffers.ts.
+  const out = buffers.for(size, parts[0]!.length, parts[1]!);
   let at = 0;
   for (const part of parts) {
-    copyInto(out, at, part);
+    buffers.copyInto(out, at, part);
     at += part.length;
   }
   return out;

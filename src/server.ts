@@ -11,11 +11,17 @@ import { DEFAULT_MAX_BODY_SIZE, serveFallback } from "./_http_fallback.ts";
 import { channelOf } from "./stream_channel.ts";
 import {
   type CloseInfo,
-  type ConnectionOptions,
+  type CloseOptions,
+  openConnection,
   OpenConnections,
-  takeover,
   type WebSocketConnection,
 } from "./connection.ts";
+import {
+  type ConnectionOptions,
+  type ConnectionSettings,
+  connectionSettings,
+} from "./connection_options.ts";
+import { encodeClosePayload } from "./close.ts";
 import { ConnectionClosedError, HandshakeError } from "./errors.ts";
 import {
   buildServerResponse,
@@ -188,7 +194,7 @@ export interface WebSocketServer {
    * "Going away"), waits for their close handshakes (each bounded by its
    * `closeTimeout`), and drops handshakes still under way.
    */
-  close(options?: { code?: number; reason?: string }): Promise<void>;
+  close(options?: CloseOptions): Promise<void>;
   /** Resolves once `close()` has finished. */
   readonly finished: Promise<void>;
 }
@@ -223,10 +229,11 @@ class Handshake extends Link {
  * await server.close();
  * ```
  */
-export async function serve(
+export function serve(
   options: ServeOptions,
   handler: ConnectionHandler,
 ): Promise<WebSocketServer> {
+  // Every option is checked here, at the call, before any I/O.
   if (typeof handler !== "function") {
     throw new TypeError(
       "serve needs a handler function: serve(options, handler)",
@@ -255,8 +262,39 @@ export async function serve(
   if (!Number.isInteger(port) || port < 0 || port > 65535) {
     throw new RangeError(`Invalid port ${port}: use 0 to 65535`);
   }
-  const onError = options.onError ?? ((error) => console.error(error));
   const runtime = options.transport ?? currentRuntime();
+  // Resolved once: every connection of this server shares them.
+  const settings = connectionSettings(
+    options,
+    "server",
+    runtime.payloadBuffers,
+  );
+  return listenAndServe(options, handler, {
+    handshakeTimeout,
+    refusalTimeout,
+    maxBodySize,
+    port,
+    runtime,
+    settings,
+  });
+}
+
+/** {@link serve}, its options checked. */
+async function listenAndServe(
+  options: ServeOptions,
+  handler: ConnectionHandler,
+  checked: {
+    handshakeTimeout: number;
+    refusalTimeout: number;
+    maxBodySize: number;
+    port: number;
+    runtime: RuntimeTransports;
+    settings: ConnectionSettings;
+  },
+): Promise<WebSocketServer> {
+  const { handshakeTimeout, refusalTimeout, maxBodySize, port, runtime } =
+    checked;
+  const onError = options.onError ?? ((error) => console.error(error));
   const connections = new OpenConnections();
   // Linked lists, not sets: see _linked_list.ts.
   const handshaking = new LinkedList<Handshake>();
@@ -271,7 +309,7 @@ export async function serve(
     const open = connection.info.state === "open";
     if (error instanceof ConnectionClosedError && !open) return;
     onError(error);
-    if (open) connection.close({ code: 1011 }).catch(() => {});
+    if (open) connection.close({ closeCode: 1011 }).catch(() => {});
   };
   // Not an async function: its frame would keep `request` (the parsed
   // headers) for as long as the handler runs, whether the handler keeps it
@@ -404,15 +442,14 @@ export async function serve(
       channel.write(accepted);
       handshake.unlink();
       upgraded = true;
-      const connection = takeover(transport, {
-        ...options,
+      const connection = openConnection(transport, {
         role: "server",
         head: read.rest,
         protocol,
         extensions: extensions.length > 0 ? extensions : undefined,
         path: upgrade.target,
         openIn: connections, // kept there until closed, without a closure
-      });
+      }, checked.settings);
       // Not awaited, and no closure made here: this frame's state (the
       // parsed head) is let go now, not kept with the connection for its
       // whole life.
@@ -469,16 +506,21 @@ export async function serve(
       });
     },
     close(closeOptions = {}) {
+      // A code or reason that may not be sent throws here, at the call.
+      encodeClosePayload(
+        closeOptions.closeCode ?? 1001,
+        closeOptions.reason ?? "",
+      );
       closePromise ??= (async () => {
         closing = true;
         listener.close();
         deadlines.clear();
         for (const { transport } of [...handshaking]) transport.close();
-        const code = closeOptions.code ?? 1001;
+        const closeCode = closeOptions.closeCode ?? 1001;
         const all: Promise<CloseInfo>[] = [];
-        for (const connection of [...connections]) {
+        for (const connection of connections) {
           all.push(connection.close({
-            code,
+            closeCode,
             ...(closeOptions.reason === undefined
               ? {}
               : { reason: closeOptions.reason }),

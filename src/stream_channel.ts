@@ -34,7 +34,7 @@ const adapted = new WeakMap<object, ByteChannel>();
  *
  * @example
  * ```ts
- * import { channelOf } from "@wsstream/wsstream";
+ * import { channelOf } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const pipe = new TransformStream<Uint8Array, Uint8Array>();

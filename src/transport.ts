@@ -8,10 +8,17 @@
 
 import type { Address } from "./address.ts";
 import type { ByteChannel } from "./byte_channel.ts";
+import type { PayloadBuffers } from "./payload_buffers.ts";
 
 // Every transport has addresses: its importers (and the runtimes' entry
 // points, which re-export this module's types) get the type from here too.
 export type { Address } from "./address.ts";
+export type {
+  ByteChannel,
+  ChannelReader,
+  WriteFailureListener,
+} from "./byte_channel.ts";
+export type { PayloadBuffers } from "./payload_buffers.ts";
 
 /**
  * A connected byte stream: what a WebSocket connection runs over.
@@ -147,4 +154,9 @@ export interface RuntimeTransports {
     options: ListenOptions,
     onTransport: (transport: Transport) => void,
   ): Promise<Listener>;
+  /**
+   * How payload copies are best made on this runtime, when not plainly
+   * (Bun's: aligned alike); connections over its transports use them.
+   */
+  readonly payloadBuffers?: PayloadBuffers | undefined;
 }

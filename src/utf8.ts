@@ -79,7 +79,7 @@ function isSecondByte(lead: number, byte: number): boolean {
  *
  * @example Decoding a message that arrives in pieces
  * ```ts
- * import { Utf8Decoder } from "@wsstream/wsstream";
+ * import { Utf8Decoder } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * const decoder = new Utf8Decoder();
@@ -211,7 +211,7 @@ export class Utf8Decoder {
  *
  * @example
  * ```ts
- * import { decodeUtf8 } from "@wsstream/wsstream";
+ * import { decodeUtf8 } from "@wsstream/wsstream/codec";
  * import assert from "node:assert/strict";
  *
  * assert.equal(decodeUtf8(new Uint8Array([0x68, 0x69])), "hi");

@@ -38,6 +38,7 @@ import type {
 } from "../src/transport.ts";
 import { cert, key } from "./_certs.ts";
 import { bounded, sleep, timed, within } from "./_wait.ts";
+import { assertClose } from "./_close.ts";
 
 const rt = currentRuntime();
 const HOST = "127.0.0.1";
@@ -301,8 +302,8 @@ describe(`connect() over ${runtimeName()} sockets`, () => {
           new URL("wss://example.test/a#b"),
         ]
       ) {
-        await assert.rejects(
-          connect(url, { transport }),
+        assert.throws(
+          () => connect(url, { transport }),
           TypeError,
           `for ${String(url)}`,
         );
@@ -361,13 +362,28 @@ describe(`connect() over ${runtimeName()} sockets`, () => {
   );
 
   test(
-    "connect rejects a non-positive handshakeTimeout with RangeError",
+    "connect throws RangeError at the call for a non-positive handshakeTimeout or connection limit",
     bounded(async () => {
       const { transport, calls } = fakeTransport();
       for (const handshakeTimeout of [0, -1, NaN, Infinity]) {
-        await assert.rejects(
-          connect("ws://example.test/", { transport, handshakeTimeout }),
+        assert.throws(
+          () => connect("ws://example.test/", { transport, handshakeTimeout }),
           RangeError,
+        );
+      }
+      // The connection's own options are checked before any I/O too.
+      for (
+        const options of [
+          { maxMessageSize: 0 },
+          { closeTimeout: -1 },
+          { highWaterMark: NaN },
+          { keepalive: { interval: 0 } },
+        ]
+      ) {
+        assert.throws(
+          () => connect("ws://example.test/", { transport, ...options }),
+          RangeError,
+          JSON.stringify(options),
         );
       }
       assert.equal(calls.length, 0);
@@ -409,8 +425,8 @@ describe(`connect() over ${runtimeName()} sockets`, () => {
           { "Sec-WebSocket-Protocol": "chat" },
         ]
       ) {
-        await assert.rejects(
-          connect("ws://example.test/", { transport, headers }),
+        assert.throws(
+          () => connect("ws://example.test/", { transport, headers }),
           TypeError,
           JSON.stringify(headers),
         );
@@ -767,8 +783,8 @@ describe(`connect() over ${runtimeName()} sockets`, () => {
       const messages: Message[] = [];
       for await (const message of client.readable) messages.push(message);
       assert.deepEqual(messages, ["first", new Uint8Array([1, 2, 3])]);
-      assert.deepEqual(await within(2_000, client.closed), {
-        code: 1000,
+      assertClose(await within(2_000, client.closed), {
+        closeCode: 1000,
         reason: "done",
         wasClean: true,
       });
@@ -801,7 +817,7 @@ describe(`connect() over ${runtimeName()} sockets`, () => {
       await sleep(50);
       hangUp();
       const info = await within(3_000, client.closed);
-      assert.equal(info.code, 1006);
+      assert.equal(info.closeCode, 1006);
       assert.equal(info.wasClean, false);
     }),
   );

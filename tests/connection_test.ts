@@ -33,6 +33,7 @@ import {
   type RawFrame,
   RawPeer,
 } from "./_pipe.ts";
+import { assertClose } from "./_close.ts";
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
@@ -228,12 +229,14 @@ function overStubChannel(
 ): WebSocketConnection {
   const stub: ByteChannel = {
     read: () => new Promise<never>(() => {}),
+    readTo() {},
     write() {},
     bufferedAmount: 0,
+    handedOff: false,
     drained: () => Promise.resolve(),
     closeWrite: () => Promise.resolve(),
     close() {},
-    onWriteError() {},
+    tellWriteFailures() {},
     localAddr: null,
     remoteAddr: null,
   };
@@ -261,10 +264,22 @@ function closedError(pattern?: RegExp, code?: number) {
   };
 }
 
+/** How the end that called close() sees it: its frame sent, the echo back. */
+const CLOSER_1000: CloseInfo = {
+  closeCode: 1000,
+  reason: "",
+  wasClean: true,
+  sent: { closeCode: 1000, reason: "Normal closure" },
+  received: { closeCode: 1000, reason: "" },
+};
+
+/** How the end that did not start the close sees a clean close(). */
 const CLEAN_1000: CloseInfo = {
-  code: 1000,
+  closeCode: 1000,
   reason: "Normal closure",
   wasClean: true,
+  sent: { closeCode: 1000, reason: "" }, // the echo
+  received: { closeCode: 1000, reason: "Normal closure" },
 };
 
 // ---- messages ----
@@ -312,7 +327,7 @@ describe("WebSocketConnection.send and readable", () => {
           assertMessage(received[i], want, `#${i}`)
         );
         assert.deepEqual(await closeBoth(me, other), [
-          { code: 1000, reason: "", wasClean: true },
+          CLOSER_1000,
           CLEAN_1000,
         ]);
       }),
@@ -327,15 +342,15 @@ describe("WebSocketConnection.send and readable", () => {
             await other.send("a");
             await other.send(bytes(1, 2));
             await other.send("c");
-            await other.close({ code: 4000, reason: "done" });
+            await other.close({ closeCode: 4000, reason: "done" });
           })();
           const got: Message[] = [];
           const source = iterate === "readable" ? me.readable : me;
           for await (const message of source) got.push(message);
           await sending;
           assert.deepEqual(got, ["a", bytes(1, 2), "c"], iterate);
-          assert.deepEqual(await me.closed, {
-            code: 4000,
+          assertClose(await me.closed, {
+            closeCode: 4000,
             reason: "done",
             wasClean: true,
           });
@@ -354,7 +369,7 @@ describe("WebSocketConnection.send and readable", () => {
           break;
         }
         assert.deepEqual(await within(1_000, other.closed), CLEAN_1000);
-        assert.equal((await me.closed).code, 1000);
+        assert.equal((await me.closed).closeCode, 1000);
       }),
     );
 
@@ -376,8 +391,8 @@ describe("WebSocketConnection.send and readable", () => {
         await source.pipeTo(me.writable);
         await sink;
         assert.deepEqual(got, ["a", bytes(1), bytes(7, 8), "d"]);
-        assert.deepEqual(await me.closed, {
-          code: 1000,
+        assertClose(await me.closed, {
+          closeCode: 1000,
           reason: "",
           wasClean: true,
         });
@@ -445,7 +460,7 @@ describe("WebSocketConnection.send and readable", () => {
         await aborted.write("started");
         const underWay = aborted.write("under way");
         const queued = aborted.write("queued");
-        const aborting = aborted.abort({ code: 4003, reason: "stop" });
+        const aborting = aborted.abort({ closeCode: 4003, reason: "stop" });
         await assert.rejects(queued);
         const end = await answerClose(second.conn, second.peer);
         await Promise.all([underWay, aborting]);
@@ -499,16 +514,21 @@ async function* generate<T>(
 describe("WebSocketConnection.send fragments", () => {
   for (const role of ROLES) {
     test(
-      `${role} send(x, { fin: false }) … send(y) goes out as the frames of one message`,
+      `${role} openMessage() sends each chunk written as a frame, the last on close()`,
       bounded(async () => {
         const { conn, peer } = withRawPeer(role);
-        void conn.send("Hel", { fin: false });
-        void conn.send("lo", { fin: false });
-        void conn.send(" world");
-        void conn.send(bytes(1), { fin: false });
-        void conn.send(bytes(2));
+        const text = conn.openMessage().getWriter();
+        await text.write("Hel");
+        await text.write("lo");
+        await text.write(" world");
+        const closing = text.close();
+        const binary = conn.openMessage({ type: "binary" }).getWriter();
+        void binary.write(bytes(1));
+        void binary.write(bytes(2));
+        void binary.close();
         const frames = [];
         for (let i = 0; i < 5; i++) frames.push(await peer.expect());
+        await closing;
         assert.deepEqual(frames.map(shape), [
           [Opcode.Text, false, "Hel"],
           [Opcode.Continuation, false, "lo"],
@@ -525,21 +545,64 @@ describe("WebSocketConnection.send fragments", () => {
     );
 
     test(
-      `${role} fragments sent with fin: false arrive as one message`,
+      `${role} openMessage() owns the sends: a send() from another task waits for the message to end`,
+      bounded(async () => {
+        const { conn, peer } = withRawPeer(role);
+        const writer = conn.openMessage().getWriter();
+        await writer.write("a");
+        // Another task sends while the message is open: it must not join it.
+        const other = conn.send("other");
+        await writer.write("b");
+        await writer.close();
+        await other;
+        const frames = [];
+        for (let i = 0; i < 3; i++) frames.push(await peer.expect());
+        assert.deepEqual(frames.map(shape), [
+          [Opcode.Text, false, "a"],
+          [Opcode.Continuation, true, "b"],
+          [Opcode.Text, true, "other"],
+        ]);
+        await shutdown(conn, peer);
+      }),
+    );
+
+    test(
+      `${role} openMessage() aborted part-way fails the connection with 1011; send() refuses a fin option`,
+      bounded(async () => {
+        const { conn, peer } = withRawPeer(role);
+        assert.throws(
+          () => conn.send("x", { fin: false } as never),
+          /openMessage/,
+        );
+        const writer = conn.openMessage().getWriter();
+        await writer.write("a");
+        await writer.write("b"); // "a" goes out once "b" is there
+        assert.deepEqual(shape(await peer.expect()), [Opcode.Text, false, "a"]);
+        await writer.abort(new Error("the source failed"));
+        const { close, info } = await answerClose(conn, peer);
+        assert.equal(closeOf(close).code, 1011);
+        assert.deepEqual(info.sent, {
+          closeCode: 1011,
+          reason: "Error in fragmented message",
+        });
+        await assert.rejects(conn.send("after"), ConnectionClosedError);
+      }),
+    );
+
+    test(
+      `${role} a message from openMessage() arrives as one message; bytes as text may split a character`,
       bounded(async () => {
         const { me, other } = connected(role);
-        await me.send("Hel", { fin: false });
-        await me.send("lo", { fin: false });
-        await me.send(", world");
-        await me.send(bytes(1, 2), { fin: false });
-        await me.send(bytes(3));
-        // Bytes as text may split a character between fragments.
-        await me.send(bytes(0xe2, 0x82), { fin: false, type: "text" });
-        await me.send(bytes(0xac), { type: "text" });
+        const hello = me.openMessage().getWriter();
+        for (const part of ["Hel", "lo", ", world"]) await hello.write(part);
+        await hello.close();
+        const euro = me.openMessage({ type: "text" }).getWriter();
+        await euro.write(bytes(0xe2, 0x82));
+        await euro.write(bytes(0xac));
+        await euro.close();
         await me.send("as binary", { type: "binary" });
-        assert.deepEqual(await readMessages(other, 4), [
+        assert.deepEqual(await readMessages(other, 3), [
           "Hello, world",
-          bytes(1, 2, 3),
           "€",
           encoder.encode("as binary"),
         ]);
@@ -702,7 +765,7 @@ describe("WebSocketConnection.send fragments", () => {
         // the close frame.
         assert.deepEqual(before.map(shape), [[Opcode.Text, false, "a"]]);
         assert.equal(closeOf(close).code, 1011);
-        assert.equal((await conn.closed).code, 1011);
+        assert.equal((await conn.closed).closeCode, 1011);
       }),
     );
   }
@@ -758,11 +821,12 @@ describe("WebSocketConnection.ping", () => {
     );
 
     test(
-      `${role} ping() with a payload over 125 bytes rejects with a RangeError`,
+      `${role} ping() with a payload over 125 bytes throws a RangeError at the call`,
       bounded(async () => {
         const { conn, peer } = withRawPeer(role);
-        await assert.rejects(conn.ping(new Uint8Array(126)), RangeError);
-        await assert.rejects(conn.ping("é".repeat(63)), RangeError);
+        assert.throws(() => conn.ping(new Uint8Array(126)), RangeError);
+        assert.throws(() => conn.ping("é".repeat(63)), RangeError);
+        assert.throws(() => conn.ping(42 as never), TypeError);
         const max = conn.ping(new Uint8Array(125));
         const frame = await peer.expect();
         assert.equal(frame.opcode, Opcode.Ping);
@@ -810,7 +874,7 @@ describe("WebSocketConnection.ping", () => {
         await second.peer.expect();
         second.peer.drop();
         await dropped;
-        assert.equal((await second.conn.closed).code, 1006);
+        assert.equal((await second.conn.closed).closeCode, 1006);
         // After the end, ping() rejects at once.
         await assert.rejects(second.conn.ping(), ConnectionClosedError);
       }),
@@ -928,8 +992,8 @@ describe("WebSocketConnection keepalive", () => {
         await conn.close();
         const pings = await answering;
         assert.ok(pings >= 3, `only ${pings} keepalive pings in 250 ms`);
-        assert.deepEqual(await conn.closed, {
-          code: 1000,
+        assertClose(await conn.closed, {
+          closeCode: 1000,
           reason: "",
           wasClean: true,
         });
@@ -952,8 +1016,8 @@ describe("WebSocketConnection keepalive", () => {
         );
         const info = await within(1_000, conn.closed);
         const elapsed = performance.now() - start;
-        assert.deepEqual(info, {
-          code: 1006,
+        assertClose(info, {
+          closeCode: 1006,
           reason: "Keepalive ping timed out",
           wasClean: false,
         });
@@ -989,6 +1053,36 @@ describe("WebSocketConnection keepalive timers", () => {
 describe("WebSocketConnection.close", () => {
   for (const role of ROLES) {
     test(
+      `${role} close({ closeCode: 3001, reason }) reports both close frames: the one sent and the one received`,
+      bounded(async () => {
+        const { me, other } = connected(role);
+        const [mine, theirs] = await Promise.all([
+          me.close({ closeCode: 3001, reason: "done" }),
+          other.closed,
+        ]);
+        assert.deepEqual(mine, {
+          closeCode: 3001,
+          reason: "",
+          wasClean: true,
+          sent: { closeCode: 3001, reason: "done" },
+          received: { closeCode: 3001, reason: "" },
+        });
+        assert.deepEqual(theirs, {
+          closeCode: 3001,
+          reason: "done",
+          wasClean: true,
+          sent: { closeCode: 3001, reason: "" },
+          received: { closeCode: 3001, reason: "done" },
+        });
+        assert.throws(
+          () => me.close({ code: 1000 } as never),
+          /closeCode/,
+          "the old name is refused with a clear error",
+        );
+      }),
+    );
+
+    test(
       `${role} close() sends 1000 "Normal closure" by default`,
       bounded(async () => {
         const { conn, peer } = withRawPeer(role);
@@ -999,7 +1093,7 @@ describe("WebSocketConnection.close", () => {
           reason: "Normal closure",
         });
         assert.equal(close.masked, role === "client");
-        assert.deepEqual(info, { code: 1000, reason: "", wasClean: true });
+        assertClose(info, { closeCode: 1000, reason: "", wasClean: true });
         assert.deepEqual(await closing, info);
       }),
     );
@@ -1008,13 +1102,13 @@ describe("WebSocketConnection.close", () => {
       `${role} close() sends a custom code and reason; closed reports the peer's close frame`,
       bounded(async () => {
         const { conn, peer } = withRawPeer(role);
-        void conn.close({ code: 4000, reason: "bye ✓" });
+        void conn.close({ closeCode: 4000, reason: "bye ✓" });
         const frame = await peer.expect();
         assert.deepEqual(closeOf(frame), { code: 4000, reason: "bye ✓" });
         await peer.sendClose(4001, "see you");
         await peer.end();
-        assert.deepEqual(await conn.closed, {
-          code: 4001,
+        assertClose(await conn.closed, {
+          closeCode: 4001,
           reason: "see you",
           wasClean: true,
         });
@@ -1029,17 +1123,17 @@ describe("WebSocketConnection.close", () => {
         const [mine, theirs] = await within(
           1_000,
           Promise.all([
-            me.close({ code: 3001, reason: "done" }),
+            me.close({ closeCode: 3001, reason: "done" }),
             other.closed,
           ]),
         );
         // `other` got our frame; we got its echo, which carries the code only.
-        assert.deepEqual(theirs, {
-          code: 3001,
+        assertClose(theirs, {
+          closeCode: 3001,
           reason: "done",
           wasClean: true,
         });
-        assert.deepEqual(mine, { code: 3001, reason: "", wasClean: true });
+        assertClose(mine, { closeCode: 3001, reason: "", wasClean: true });
         assert.equal(me.info.state, "closed");
         assert.equal(other.info.state, "closed");
       }),
@@ -1051,14 +1145,14 @@ describe("WebSocketConnection.close", () => {
         const open = new Set<WebSocketConnection>();
         const { me, other } = connected(role, { openIn: open });
         assert.deepEqual([...open], [me]);
-        await within(1_000, other.close({ code: 3002, reason: "later" }));
+        await within(1_000, other.close({ closeCode: 3002, reason: "later" }));
         for (let i = 0; i < 100 && open.size > 0; i++) await sleep(10);
         assert.equal(open.size, 0);
         assert.equal(me.info.state, "closed");
         const closed = me.closed; // made now, after the end
         assert.equal(me.closed, closed);
-        assert.deepEqual(await within(1_000, closed), {
-          code: 3002,
+        assertClose(await within(1_000, closed), {
+          closeCode: 3002,
           reason: "later",
           wasClean: true,
         });
@@ -1098,7 +1192,7 @@ describe("WebSocketConnection.close", () => {
         assert.equal(open.isSupersetOf(onlyA), true);
         assert.equal(open.isDisjointFrom(new Set([first.other])), true);
 
-        await within(1_000, first.other.close({ code: 3002 }));
+        await within(1_000, first.other.close({ closeCode: 3002 }));
         for (let i = 0; i < 100 && open.size > 1; i++) await sleep(10);
         assert.deepEqual([...open], [b]);
         assert.equal(open.has(a), false);
@@ -1118,8 +1212,8 @@ describe("WebSocketConnection.close", () => {
         assert.equal(echo.opcode, Opcode.Close);
         assert.equal(echo.payload.length, 0, "the echo has no code either");
         await peer.end();
-        assert.deepEqual(await within(1_000, conn.closed), {
-          code: 1005,
+        assertClose(await within(1_000, conn.closed), {
+          closeCode: 1005,
           reason: "",
           wasClean: true,
         });
@@ -1140,8 +1234,8 @@ describe("WebSocketConnection.close", () => {
           );
           if (how === "end") await peer.end();
           else peer.drop();
-          assert.deepEqual(await within(1_000, conn.closed), {
-            code: 1006,
+          assertClose(await within(1_000, conn.closed), {
+            closeCode: 1006,
             reason: "",
             wasClean: false,
           }, how);
@@ -1169,7 +1263,7 @@ describe("WebSocketConnection.close", () => {
           );
           peer.drop();
           await waiting;
-          assert.equal((await within(1_000, conn.closed)).code, 1006);
+          assert.equal((await within(1_000, conn.closed)).closeCode, 1006);
           await peer.rest();
         }
         // Leaving a loop early closes the connection, like cancelling readable.
@@ -1182,7 +1276,7 @@ describe("WebSocketConnection.close", () => {
             break;
           }
           assert.deepEqual(await within(1_000, other.closed), CLEAN_1000);
-          assert.equal((await within(1_000, me.closed)).code, 1000);
+          assert.equal((await within(1_000, me.closed)).closeCode, 1000);
         }
       }),
     );
@@ -1221,7 +1315,7 @@ describe("WebSocketConnection.close", () => {
           done: true,
           value: undefined,
         });
-        assert.equal((await within(1_000, me.closed)).code, 1000);
+        assert.equal((await within(1_000, me.closed)).closeCode, 1000);
       }),
     );
 
@@ -1232,7 +1326,11 @@ describe("WebSocketConnection.close", () => {
         for (
           const code of [999, 1004, 1005, 1006, 1015, 1016, 2999, 5000, 1000.5]
         ) {
-          assert.throws(() => conn.close({ code }), RangeError, `${code}`);
+          assert.throws(
+            () => conn.close({ closeCode: code }),
+            RangeError,
+            `${code}`,
+          );
         }
         assert.throws(
           () => conn.close({ reason: "x".repeat(124) }),
@@ -1241,7 +1339,7 @@ describe("WebSocketConnection.close", () => {
         assert.throws(() => conn.close({ reason: "é".repeat(62) }), RangeError);
         assert.equal(conn.info.state, "open");
         // 123 bytes fit.
-        void conn.close({ code: 4999, reason: "y".repeat(123) });
+        void conn.close({ closeCode: 4999, reason: "y".repeat(123) });
         const { close } = await answerClose(conn, peer);
         assert.deepEqual(closeOf(close), {
           code: 4999,
@@ -1254,13 +1352,13 @@ describe("WebSocketConnection.close", () => {
       `${role} close() twice returns the same result`,
       bounded(async () => {
         const { me, other } = connected(role);
-        const first = me.close({ code: 4000 });
-        const second = me.close({ code: 4001 });
+        const first = me.close({ closeCode: 4000 });
+        const second = me.close({ closeCode: 4001 });
         assert.equal(first, second);
         const [a, b] = await Promise.all([first, second, other.closed]);
         assert.deepEqual(a, b);
         assert.deepEqual(await me.close(), a);
-        assert.equal((await other.closed).code, 4000);
+        assert.equal((await other.closed).closeCode, 4000);
       }),
     );
 
@@ -1304,7 +1402,7 @@ describe("WebSocketConnection.close", () => {
       `${role} send() after close() rejects with a ConnectionClosedError saying so`,
       bounded(async () => {
         const { me, other } = connected(role);
-        const closing = me.close({ code: 4000 });
+        const closing = me.close({ closeCode: 4000 });
         await assert.rejects(
           me.send("late"),
           closedError(
@@ -1337,8 +1435,8 @@ describe("WebSocketConnection.close", () => {
         const start = performance.now();
         const info = await within(1_000, conn.close());
         const elapsed = performance.now() - start;
-        assert.deepEqual(info, {
-          code: 1006,
+        assertClose(info, {
+          closeCode: 1006,
           reason: "Close handshake timed out",
           wasClean: false,
         });
@@ -1354,16 +1452,16 @@ describe("WebSocketConnection.close", () => {
         const first = connected(role);
         await first.me.writable.close();
         assert.deepEqual(await first.other.closed, CLEAN_1000);
-        assert.equal((await first.me.closed).code, 1000);
+        assert.equal((await first.me.closed).closeCode, 1000);
 
         const second = connected(role);
-        await second.me.writable.abort({ code: 4002, reason: "aborted" });
-        assert.deepEqual(await second.other.closed, {
-          code: 4002,
+        await second.me.writable.abort({ closeCode: 4002, reason: "aborted" });
+        assertClose(await second.other.closed, {
+          closeCode: 4002,
           reason: "aborted",
           wasClean: true,
         });
-        assert.equal((await second.me.closed).code, 4002);
+        assert.equal((await second.me.closed).closeCode, 4002);
       }),
     );
 
@@ -1374,8 +1472,8 @@ describe("WebSocketConnection.close", () => {
         await other.send("unread");
         await me.readable.cancel();
         assert.deepEqual(await within(1_000, other.closed), CLEAN_1000);
-        assert.deepEqual(await me.closed, {
-          code: 1000,
+        assertClose(await me.closed, {
+          closeCode: 1000,
           reason: "",
           wasClean: true,
         });
@@ -1406,8 +1504,8 @@ describe("WebSocketConnection.close", () => {
       await first.peer.sendClose(1001);
       assert.equal(closeOf(await first.peer.expect()).code, 1001);
       assert.equal(await first.peer.next(), null, "no end of stream");
-      assert.deepEqual(await first.conn.closed, {
-        code: 1001,
+      assertClose(await first.conn.closed, {
+        closeCode: 1001,
         reason: "",
         wasClean: true,
       });
@@ -1454,8 +1552,8 @@ describe("WebSocketConnection.close", () => {
       void conn.close();
       await peer.expect();
       await peer.sendClose(1000);
-      assert.deepEqual(await within(1_000, conn.closed), {
-        code: 1000,
+      assertClose(await within(1_000, conn.closed), {
+        closeCode: 1000,
         reason: "",
         wasClean: true,
       });
@@ -1522,7 +1620,7 @@ describe("WebSocketConnection protocol errors", () => {
           // The connection then ends the stream.
           assert.equal(await peer.next(), null);
           const info = await within(1_000, conn.closed);
-          assert.equal(info.code, code);
+          assert.equal(info.closeCode, code);
           assert.equal(info.wasClean, false);
           await reading;
           assert.deepEqual(received, ["fine"]);
@@ -1544,7 +1642,7 @@ describe("WebSocketConnection protocol errors", () => {
           assert.equal(closeOf(close).code, code);
           assert.equal(await peer.next(), null);
           const info = await within(1_000, conn.closed);
-          assert.equal(info.code, code);
+          assert.equal(info.closeCode, code);
           assert.equal(info.wasClean, false);
           await peer.end();
         }),
@@ -1711,8 +1809,10 @@ describe("WebSocketConnection.info", () => {
         ]);
         await conn.send("hi"); // 2 + 2
         await conn.send(pattern(300, 0)); // 4 + 300
-        await conn.send("a", { fin: false }); // 2 + 1
-        await conn.send("b"); // 2 + 1
+        const fragments = conn.openMessage().getWriter();
+        await fragments.write("a"); // 2 + 1
+        await fragments.write("b"); // 2 + 1
+        await fragments.close();
         await peer.expect();
         await peer.expect();
         await peer.expect();
@@ -1860,7 +1960,7 @@ describe("WebSocketConnection backpressure", () => {
           true,
         );
         // No peer answers the close: it ends at closeTimeout.
-        assert.equal((await within(1_000, conn.close())).code, 1006);
+        assert.equal((await within(1_000, conn.close())).closeCode, 1006);
       }),
     );
 
@@ -1881,7 +1981,7 @@ describe("WebSocketConnection backpressure", () => {
         assert.equal(writes[0]![0], 0x81, "the text frame first");
         assert.equal(writes[0]![at], 0x88, "then the close frame");
         // No peer answers: it ends at closeTimeout.
-        assert.equal((await within(1_000, closing)).code, 1006);
+        assert.equal((await within(1_000, closing)).closeCode, 1006);
       }),
     );
 
@@ -1913,13 +2013,13 @@ describe("WebSocketConnection backpressure", () => {
         await assert.rejects(sending, /broken channel/);
         const broken = conns[1]!;
         const info = await within(1_000, broken.closed);
-        assert.equal(info.code, 1006);
+        assert.equal(info.closeCode, 1006);
         await sleep(20);
         assert.equal(written[0]!.length, 1, "the first connection's frame");
         assert.equal(written[2]!.length, 1, "the last connection's frame");
         for (const conn of [conns[0]!, conns[2]!]) {
           assert.equal(conn.info.state, "open");
-          assert.equal((await within(1_000, conn.close())).code, 1006);
+          assert.equal((await within(1_000, conn.close())).closeCode, 1006);
         }
       }),
     );

@@ -32,6 +32,7 @@ import {
 } from "../src/server.ts";
 import type { Transport } from "../src/transport.ts";
 import { bounded, sleep, timed, within } from "./_wait.ts";
+import { assertClose } from "./_close.ts";
 
 const rt = currentRuntime();
 const HOST = "127.0.0.1";
@@ -411,24 +412,36 @@ describe(`serve() over ${runtimeName()} sockets`, () => {
   );
 
   test(
-    "serve checks its arguments before listening",
+    "serve checks its arguments at the call, before listening",
     bounded(async () => {
       const handler = () => {};
       const base = { hostname: HOST, port: 0 };
-      await assert.rejects(
-        serve(base, undefined as unknown as ConnectionHandler),
+      assert.throws(
+        () => serve(base, undefined as unknown as ConnectionHandler),
         TypeError,
       );
-      await assert.rejects(serve({ ...base, cert: "pem" }, handler), TypeError);
-      await assert.rejects(serve({ ...base, key: "pem" }, handler), TypeError);
+      assert.throws(() => serve({ ...base, cert: "pem" }, handler), TypeError);
+      assert.throws(() => serve({ ...base, key: "pem" }, handler), TypeError);
       for (const handshakeTimeout of [0, -5, NaN, Infinity]) {
-        await assert.rejects(
-          serve({ ...base, handshakeTimeout }, handler),
+        assert.throws(
+          () => serve({ ...base, handshakeTimeout }, handler),
           RangeError,
         );
       }
       for (const port of [-1, 65536, 1.5]) {
-        await assert.rejects(serve({ ...base, port }, handler), RangeError);
+        assert.throws(() => serve({ ...base, port }, handler), RangeError);
+      }
+      for (
+        const options of [
+          { maxMessageSize: -1 },
+          { keepalive: { interval: 0 } },
+          { maxFragments: 0 },
+        ]
+      ) {
+        assert.throws(
+          () => serve({ ...base, ...options }, handler),
+          RangeError,
+        );
       }
     }),
   );
@@ -796,7 +809,7 @@ describe(`serve() over ${runtimeName()} sockets`, () => {
       const client = await open(url);
       await client.send("fail");
       const closed = await within(2_000, client.closed);
-      assert.equal(closed.code, 1011);
+      assert.equal(closed.closeCode, 1011);
       assert.equal(closed.wasClean, true);
       assert.deepEqual(errors, [failure]);
     }),
@@ -810,7 +823,7 @@ describe(`serve() over ${runtimeName()} sockets`, () => {
         throw failure;
       });
       const client = await open(url);
-      assert.equal((await within(2_000, client.closed)).code, 1011);
+      assert.equal((await within(2_000, client.closed)).closeCode, 1011);
       assert.deepEqual(errors, [failure]);
     }),
   );
@@ -855,12 +868,12 @@ describe(`serve() over ${runtimeName()} sockets`, () => {
       await within(2_000, closing);
       // Resolved after the close handshakes: both ends clean, code 1001.
       for (const info of serverSide) {
-        assert.equal(info?.code, 1001);
+        assert.equal(info?.closeCode, 1001);
         assert.equal(info?.wasClean, true);
       }
       for (const client of clients) {
         const info = await within(2_000, client.closed);
-        assert.equal(info.code, 1001);
+        assert.equal(info.closeCode, 1001);
         assert.equal(info.wasClean, true);
       }
       await within(1_000, server.finished);
@@ -876,9 +889,9 @@ describe(`serve() over ${runtimeName()} sockets`, () => {
     bounded(async () => {
       const { server, url } = await wsServer();
       const client = await open(url);
-      await server.close({ code: 4000, reason: "maintenance" });
-      assert.deepEqual(await within(2_000, client.closed), {
-        code: 4000,
+      await server.close({ closeCode: 4000, reason: "maintenance" });
+      assertClose(await within(2_000, client.closed), {
+        closeCode: 4000,
         reason: "maintenance",
         wasClean: true,
       });

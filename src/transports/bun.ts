@@ -9,6 +9,7 @@
 import type { ChannelReader } from "../byte_channel.ts";
 import { closedError } from "../_drain_waiters.ts";
 import { SocketChannel } from "../_socket_channel.ts";
+import { PayloadBuffers } from "../payload_buffers.ts";
 import type * as t from "../transport.ts";
 
 // An entry point of its own: the types its export refers to come with it.
@@ -328,4 +329,20 @@ export const bunTransports: t.RuntimeTransports = {
   name: "bun",
   connect,
   listen,
+  get payloadBuffers(): PayloadBuffers {
+    return alignedBuffers ??= new PayloadBuffers({
+      aligned: true,
+      // Unzeroed: the caller writes every byte (see payload_buffers.ts).
+      allocate: (globalThis as unknown as {
+        Buffer: { allocUnsafeSlow(size: number): Uint8Array };
+      }).Buffer.allocUnsafeSlow,
+    });
+  },
 };
+
+/**
+ * Bun's payload buffers: its `set()` is slow for large copies that are not
+ * aligned alike (see payload_buffers.ts), so copies are placed for it. Made
+ * on first use, so that importing this module elsewhere touches no `Buffer`.
+ */
+let alignedBuffers: PayloadBuffers | null = null;

@@ -241,7 +241,7 @@ async function checkEnd(
   const expected = peer.expectedImplClose;
   if (expected !== null) {
     const got: Partial<CloseInfo> = {
-      code: info.code,
+      closeCode: info.closeCode,
       wasClean: info.wasClean,
     };
     if (expected.reason !== undefined) got.reason = info.reason;

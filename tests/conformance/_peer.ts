@@ -14,7 +14,12 @@
  * @module
  */
 import assert from "node:assert/strict";
-import { applyMask, encodeFrame, FrameDecoder, Opcode } from "../../mod.ts";
+import {
+  applyMask,
+  encodeFrame,
+  FrameDecoder,
+  Opcode,
+} from "../../src/codec.ts";
 import { currentRuntime } from "../../src/runtime.ts";
 import type { Listener, Transport } from "../../src/transport.ts";
 
@@ -77,7 +82,7 @@ export interface WriteOptions {
 
 /** How the implementation's own `closed` should resolve. */
 export interface ExpectedCloseInfo {
-  code: number;
+  closeCode: number;
   wasClean: boolean;
   reason?: string;
 }
@@ -849,8 +854,8 @@ export class Peer {
    */
   async completeClose(code: number, reason?: string): Promise<void> {
     this.expectedImplClose = reason === undefined
-      ? { code, wasClean: true }
-      : { code, wasClean: true, reason };
+      ? { closeCode: code, wasClean: true }
+      : { closeCode: code, wasClean: true, reason };
     if (this.role === "server") await this.#closeWrite();
     await this.expectClosed();
   }
@@ -868,7 +873,7 @@ export class Peer {
    */
   async expectFailure(code: number, timeout = WAIT): Promise<void> {
     await this.expectClose(code, undefined, timeout);
-    this.expectedImplClose = { code, wasClean: false };
+    this.expectedImplClose = { closeCode: code, wasClean: false };
     const echo = this.frame(this.closeFrame(code));
     await this.#writer.write(echo).catch(() => {});
     await this.expectClosed();

@@ -19,7 +19,7 @@
  * @module
  */
 import type { ConnectionOptions } from "../../mod.ts";
-import { applyMask, Opcode } from "../../mod.ts";
+import { applyMask, Opcode } from "../../src/codec.ts";
 import {
   bytes,
   concat,

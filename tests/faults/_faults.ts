@@ -95,9 +95,12 @@ export function between(
 export async function closedWithin(
   connection: WebSocketConnection,
   ms = PROMPT,
-): Promise<{ code: number; wasClean: boolean }> {
-  const { code, wasClean }: CloseInfo = await within(ms, connection.closed);
-  return { code, wasClean };
+): Promise<{ closeCode: number; wasClean: boolean }> {
+  const { closeCode, wasClean }: CloseInfo = await within(
+    ms,
+    connection.closed,
+  );
+  return { closeCode, wasClean };
 }
 
 // ---- transports that record their closing ----

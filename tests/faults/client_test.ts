@@ -40,6 +40,7 @@ import {
   settle,
   TransportLog,
 } from "./_faults.ts";
+import { assertClose } from "../_close.ts";
 
 /**
  * `connect()` to `url` with the short deadlines and a recording transport;
@@ -176,8 +177,8 @@ describe(`faults against connect() on ${runtimeName()}`, () => {
           reading.catch(() => {});
           const took = await elapsed(async () => {
             await vanish(raw);
-            assert.deepEqual(await closedWithin(connection), {
-              code: 1006,
+            assertClose(await closedWithin(connection), {
+              closeCode: 1006,
               wasClean: false,
             });
           });
@@ -208,8 +209,8 @@ describe(`faults against connect() on ${runtimeName()}`, () => {
       await settle(100);
       const took = await elapsed(async () => {
         raw.transport.close();
-        assert.deepEqual(await closedWithin(connection), {
-          code: 1006,
+        assertClose(await closedWithin(connection), {
+          closeCode: 1006,
           wasClean: false,
         });
       });
@@ -237,8 +238,8 @@ describe(`faults against connect() on ${runtimeName()}`, () => {
       const raw = await end();
       // A server's frame must not be masked (RFC 6455 §5.1).
       await raw.peer.write(raw.peer.frame(Opcode.Text, "hi", { mask: true }));
-      assert.deepEqual(await closedWithin(connection), {
-        code: 1002,
+      assertClose(await closedWithin(connection), {
+        closeCode: 1002,
         wasClean: false,
       });
       // The server, not reading yet, writes on after the bad frame.
@@ -263,8 +264,8 @@ describe(`faults against connect() on ${runtimeName()}`, () => {
       const raw = await end();
       const start = performance.now();
       await raw.peer.write(raw.peer.frame(Opcode.Text, "hi", { mask: true }));
-      assert.deepEqual(await closedWithin(connection), {
-        code: 1002,
+      assertClose(await closedWithin(connection), {
+        closeCode: 1002,
         wasClean: false,
       });
       const closedAt = await within(
@@ -292,8 +293,8 @@ describe(`faults against connect() on ${runtimeName()}`, () => {
       const { connection, log } = await client(defer, url, {
         keepalive: KEEPALIVE,
       });
-      assert.deepEqual(await closedWithin(connection, 3_000), {
-        code: 1006,
+      assertClose(await closedWithin(connection, 3_000), {
+        closeCode: 1006,
         wasClean: false,
       });
       const limit = KEEPALIVE.interval + KEEPALIVE.timeout;
@@ -314,8 +315,8 @@ describe(`faults against connect() on ${runtimeName()}`, () => {
       const { url, end } = await rawWebSocketServer(defer);
       const { connection, log } = await client(defer, url);
       const took = await elapsed(async () => {
-        assert.deepEqual(await connection.close({ code: 4002 }), {
-          code: 1006,
+        assertClose(await connection.close({ closeCode: 4002 }), {
+          closeCode: 1006,
           reason: "Close handshake timed out",
           wasClean: false,
         });
@@ -346,8 +347,8 @@ describe(`faults against connect() on ${runtimeName()}`, () => {
       });
       const { connection, log } = await client(defer, url);
       const took = await elapsed(async () => {
-        assert.deepEqual(await connection.close({ code: 4003 }), {
-          code: 4003,
+        assertClose(await connection.close({ closeCode: 4003 }), {
+          closeCode: 4003,
           reason: "see you",
           wasClean: true,
         });

@@ -43,6 +43,7 @@ import {
   TransportLog,
   upgradeRequest,
 } from "./_faults.ts";
+import { assertClose } from "../_close.ts";
 
 /**
  * `serve()` on a free port with the short deadlines and recording
@@ -166,8 +167,8 @@ describe(`faults against serve() on ${runtimeName()}`, () => {
           assert.equal(ours.info.state, "open", "waiting for the rest");
           const took = await elapsed(async () => {
             await vanish(end);
-            assert.deepEqual(await closedWithin(ours), {
-              code: 1006,
+            assertClose(await closedWithin(ours), {
+              closeCode: 1006,
               wasClean: false,
             });
           });
@@ -233,8 +234,8 @@ describe(`faults against serve() on ${runtimeName()}`, () => {
       await settle(100); // the socket buffers fill up, unread
       const took = await elapsed(async () => {
         end.transport.close();
-        assert.deepEqual(await closedWithin(ours), {
-          code: 1006,
+        assertClose(await closedWithin(ours), {
+          closeCode: 1006,
           wasClean: false,
         });
       });
@@ -259,8 +260,8 @@ describe(`faults against serve() on ${runtimeName()}`, () => {
       const ours = await connection();
       // A client's frame must be masked (RFC 6455 §5.1).
       await end.peer.write(end.peer.frame(Opcode.Text, "hi", { mask: false }));
-      assert.deepEqual(await closedWithin(ours), {
-        code: 1002,
+      assertClose(await closedWithin(ours), {
+        closeCode: 1002,
         wasClean: false,
       });
       // The client, not reading yet, writes on after the bad frame.
@@ -286,8 +287,8 @@ describe(`faults against serve() on ${runtimeName()}`, () => {
       const ours = await connection();
       const start = performance.now();
       await end.peer.write(end.peer.frame(Opcode.Text, "hi", { mask: false }));
-      assert.deepEqual(await closedWithin(ours), {
-        code: 1002,
+      assertClose(await closedWithin(ours), {
+        closeCode: 1002,
         wasClean: false,
       });
       const closedAt = await within(
@@ -316,8 +317,8 @@ describe(`faults against serve() on ${runtimeName()}`, () => {
       const start = performance.now();
       const end = await rawClient(port, defer);
       const ours = await connection();
-      assert.deepEqual(await closedWithin(ours, 3_000), {
-        code: 1006,
+      assertClose(await closedWithin(ours, 3_000), {
+        closeCode: 1006,
         wasClean: false,
       });
       const limit = KEEPALIVE.interval + KEEPALIVE.timeout;
@@ -370,8 +371,8 @@ describe(`faults against serve() on ${runtimeName()}`, () => {
       const end = await rawClient(port, defer);
       const ours = await connection();
       const took = await elapsed(async () => {
-        assert.deepEqual(await ours.close({ code: 4001 }), {
-          code: 1006,
+        assertClose(await ours.close({ closeCode: 4001 }), {
+          closeCode: 1006,
           reason: "Close handshake timed out",
           wasClean: false,
         });
@@ -400,8 +401,9 @@ describe(`faults against serve() on ${runtimeName()}`, () => {
         clients.push(client);
         ours.push(await connection(i));
         // The first half of a large message, in fragments: never finished.
-        for (let f = 0; f < 4; f++) {
-          await client.send(new Uint8Array(64 * 1024), { fin: false });
+        const fragments = client.openMessage().getWriter();
+        for (let f = 0; f < 5; f++) {
+          await fragments.write(new Uint8Array(64 * 1024));
         }
       }
       await settle();
@@ -412,17 +414,17 @@ describe(`faults against serve() on ${runtimeName()}`, () => {
       // The clients answer the close between their fragments at once.
       between(took, 0, CLOSE_TIMEOUT - 50, "finished");
       for (const [i, client] of clients.entries()) {
-        assert.deepEqual(await within(PROMPT, client.closed), {
-          code: 1001,
+        assertClose(await within(PROMPT, client.closed), {
+          closeCode: 1001,
           reason: "Going away",
           wasClean: true,
         });
-        assert.deepEqual(await closedWithin(ours[i]!), {
-          code: 1001,
+        assertClose(await closedWithin(ours[i]!), {
+          closeCode: 1001,
           wasClean: true,
         });
         await assert.rejects(
-          client.send(new Uint8Array(1), { fin: false }),
+          client.send(new Uint8Array(1)),
           ConnectionClosedError,
         );
       }
@@ -451,8 +453,8 @@ describe(`faults against serve() on ${runtimeName()}`, () => {
       });
       between(took, CLOSE_TIMEOUT - 50, CLOSE_TIMEOUT + 700, "finished");
       for (const [i, end] of ends.entries()) {
-        assert.deepEqual(await closedWithin(ours[i]!), {
-          code: 1006,
+        assertClose(await closedWithin(ours[i]!), {
+          closeCode: 1006,
           wasClean: false,
         });
         const frames = await within(PROMPT, end.peer.rest());

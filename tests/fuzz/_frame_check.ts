@@ -7,6 +7,7 @@
  */
 import {
   type CloseInfo,
+  ConnectionClosedError,
   type Message as WsMessage,
   ProtocolError,
   type WebSocketConnection,
@@ -81,7 +82,7 @@ export function checkFrameRun(run: FrameRun): string[] {
   const { expectation: e, closed, app } = run;
   let ending: Ending = e.ending;
   if (ending.kind === "fail-or-eof") {
-    ending = closed.code === 1006
+    ending = closed.closeCode === 1006
       ? { kind: "eof" }
       : { kind: "fail", codes: ending.codes, why: ending.why };
   }
@@ -89,7 +90,7 @@ export function checkFrameRun(run: FrameRun): string[] {
   // How `closed` settled.
   const got = `closed ${JSON.stringify(closed)}`;
   if (ending.kind === "fail") {
-    if (!ending.codes.includes(closed.code) || closed.wasClean) {
+    if (!ending.codes.includes(closed.closeCode) || closed.wasClean) {
       problems.push(
         `${got}; expected a failure with ${
           ending.codes.join(" or ")
@@ -98,7 +99,7 @@ export function checkFrameRun(run: FrameRun): string[] {
     }
   } else if (ending.kind === "close") {
     if (
-      closed.code !== ending.code || closed.reason !== ending.reason ||
+      closed.closeCode !== ending.code || closed.reason !== ending.reason ||
       !closed.wasClean
     ) {
       problems.push(
@@ -107,7 +108,7 @@ export function checkFrameRun(run: FrameRun): string[] {
         }`,
       );
     }
-  } else if (closed.code !== 1006 || closed.wasClean) {
+  } else if (closed.closeCode !== 1006 || closed.wasClean) {
     problems.push(`${got}; expected 1006 (the stream ended without a close)`);
   }
 
@@ -125,9 +126,16 @@ export function checkFrameRun(run: FrameRun): string[] {
         `readable errored after a clean close: ${describe(app.error)}`,
       );
     }
-  } else if (ending.kind === "fail" && !(app.error instanceof ProtocolError)) {
+  } else if (
+    ending.kind === "fail" &&
+    !(app.error instanceof ConnectionClosedError &&
+      app.error.cause instanceof ProtocolError &&
+      app.error.closeCode === app.error.cause.closeCode)
+  ) {
     problems.push(
-      `readable ended with ${describe(app.error)}, not a ProtocolError`,
+      `readable ended with ${
+        describe(app.error)
+      }, not a ConnectionClosedError caused by the ProtocolError`,
     );
   } else if (!(app.error instanceof WebSocketError)) {
     problems.push(
@@ -212,8 +220,10 @@ export function checkFrameRun(run: FrameRun): string[] {
     }
     if (ending.kind === "eof") {
       problems.push(`we sent a close frame (${code}) after the stream ended`);
-    } else if (ending.kind === "fail" && code !== closed.code) {
-      problems.push(`we sent close code ${code} but report ${closed.code}`);
+    } else if (ending.kind === "fail" && code !== closed.closeCode) {
+      problems.push(
+        `we sent close code ${code} but report ${closed.closeCode}`,
+      );
     } else if (ending.kind === "close" && code !== ending.code) {
       problems.push(
         `we echoed close code ${code}, not the peer's ${ending.code}`,

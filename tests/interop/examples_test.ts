@@ -95,7 +95,7 @@ interopTest(
     child.kill("SIGTERM");
     await messages.end("the end of our readable");
     const info = await within(EXIT_TIMEOUT, connection.closed, "our closed");
-    assert.equal(info.code, 1001);
+    assert.equal(info.closeCode, 1001);
     assert.equal(info.wasClean, true);
     assert.deepEqual(await waitForExit(child, EXIT_TIMEOUT), {
       code: 0,
@@ -126,8 +126,11 @@ interopTest(
         assertSamePayload(await messages.next(text), text, text);
       }
       // The reason is the server's echo's: not asserted.
-      const { code, wasClean } = await client.close();
-      assert.deepEqual({ code, wasClean }, { code: 1000, wasClean: true });
+      const { closeCode, wasClean } = await client.close();
+      assert.deepEqual({ closeCode, wasClean }, {
+        closeCode: 1000,
+        wasClean: true,
+      });
     }));
     child.kill("SIGINT");
     assert.deepEqual(await waitForExit(child, EXIT_TIMEOUT), {
@@ -185,7 +188,7 @@ async function mockCase(
     await connection.send(new Uint8Array(EXAMPLE_LIMIT + 1)).catch(() => {});
     await connection.closed;
   } else {
-    await connection.close({ code: 1000 });
+    await connection.close({ closeCode: 1000 });
   }
 }
 
@@ -227,11 +230,11 @@ async function mockFuzzingServer(defer: Defer) {
           break;
         default:
           problems.push(`unexpected request ${request.target}`);
-          await connection.close({ code: 1008 });
+          await connection.close({ closeCode: 1008 });
       }
     } catch (error) {
       problems.push(`${request.target}: ${error}`);
-      await connection.close({ code: 1011 });
+      await connection.close({ closeCode: 1011 });
     }
   });
   defer(() => server.close());

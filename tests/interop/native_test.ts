@@ -27,6 +27,7 @@ import {
 } from "./_messages.ts";
 import { nativeEchoServer, openNativeClient } from "./_native.ts";
 import { messageReader, ourServer } from "./_ours.ts";
+import { assertClose } from "../_close.ts";
 
 /** Our client to `url`, closed when the test ends. */
 async function ourClient(
@@ -161,8 +162,8 @@ interopTest(
     defer(() => native.close());
     const connection = await ourClient(defer, native.url);
     const peer = await native.peers.next();
-    const info = await connection.close({ code: 4000, reason: "done ✓" });
-    assert.deepEqual(info, { code: 4000, reason: "done ✓", wasClean: true });
+    const info = await connection.close({ closeCode: 4000, reason: "done ✓" });
+    assertClose(info, { closeCode: 4000, reason: "done ✓", wasClean: true });
     assert.deepEqual(
       await within(5_000, peer.closed, "the native close event"),
       { code: 4000, reason: "done ✓" },
@@ -180,9 +181,9 @@ interopTest(
     const messages = messageReader(connection);
     peer.close(4001, "server says bye");
     await messages.end("the end of our readable");
-    assert.deepEqual(
+    assertClose(
       await within(5_000, connection.closed, "our closed"),
-      { code: 4001, reason: "server says bye", wasClean: true },
+      { closeCode: 4001, reason: "server says bye", wasClean: true },
     );
     assert.equal((await peer.closed).code, 4001);
   },
@@ -301,15 +302,15 @@ interopTest(
     defer(() => native.close());
     const { connection } = await accepted.next();
     const [ours, theirs] = await Promise.all([
-      connection.close({ code: 4002, reason: "server closing ✓" }),
+      connection.close({ closeCode: 4002, reason: "server closing ✓" }),
       within(5_000, native.closed, "the native close event"),
     ]);
-    assert.deepEqual(ours, {
-      code: 4002,
+    assertClose(ours, {
+      closeCode: 4002,
       reason: "server closing ✓",
       wasClean: true,
     });
-    assert.deepEqual(theirs, {
+    assertClose(theirs, {
       code: 4002,
       reason: "server closing ✓",
       wasClean: true,
@@ -327,8 +328,8 @@ interopTest(
     const messages = messageReader(connection);
     const theirs = await native.close(4003, "client leaving ✓");
     await messages.end("the end of our readable");
-    assert.deepEqual(await within(5_000, connection.closed, "our closed"), {
-      code: 4003,
+    assertClose(await within(5_000, connection.closed, "our closed"), {
+      closeCode: 4003,
       reason: "client leaving ✓",
       wasClean: true,
     });

@@ -85,7 +85,9 @@ async function runClients(port: number, count: number): Promise<void> {
   );
   console.log(`open ${closed.length} ${await settledMemory()}`);
   const infos = await Promise.all(closed);
-  const unclean = infos.filter((info) => info.code !== 1001 || !info.wasClean);
+  const unclean = infos.filter((info) =>
+    info.closeCode !== 1001 || !info.wasClean
+  );
   if (unclean.length > 0) {
     throw new Error(
       `${unclean.length} closes were not a clean 1001: ${

@@ -16,7 +16,7 @@
  * then sizes are random (log-uniform mostly, so big and small both come up,
  * up to `maxSize`). Text is valid UTF-8 mixing 1- to 4-byte characters, and
  * fragmented text is cut inside a multi-byte character. Messages go out five
- * ways: `send()`, a `writable` write, `send(…, { fin: false })` fragments, a
+ * ways: `send()`, a `writable` write, `openMessage()` fragments, a
  * stream of fragments through `send()`, and a stream through `writable`.
  *
  * @module
@@ -326,12 +326,11 @@ export function sendNumbered(
     case "writable":
       return writer.write(whole);
     case "fragments": {
-      const parts = pieces(bytes, cuts);
-      return Promise.all(
-        parts.map((part, i) =>
-          connection.send(part, { fin: i === parts.length - 1, type: kind })
-        ),
-      );
+      const fragments = connection.openMessage({ type: kind }).getWriter();
+      return Promise.all([
+        ...pieces(bytes, cuts).map((part) => fragments.write(part)),
+        fragments.close(),
+      ]).then(() => {});
     }
     case "stream":
       return connection.send(ReadableStream.from(pieces(bytes, cuts)), {
@@ -473,7 +472,7 @@ export async function echoSession(
     );
   }
   const info = await closing;
-  if (info.code !== 1000 || !info.wasClean) {
+  if (info.closeCode !== 1000 || !info.wasClean) {
     throw new Error(
       `client ${source.clientId}: closed with ${
         JSON.stringify(info)

@@ -39,13 +39,17 @@ import {
   sendNumbered,
 } from "./_numbered_messages.ts";
 import { slowTest } from "./_slow.ts";
+import { assertClose } from "../_close.ts";
 
 const HOST = "127.0.0.1";
 const SEED = 0x5eed;
+/** How the end that did not start the close sees a clean close(). */
 const CLEAN_1000: CloseInfo = {
-  code: 1000,
+  closeCode: 1000,
   reason: "Normal closure",
   wasClean: true,
+  sent: { closeCode: 1000, reason: "" }, // the echo
+  received: { closeCode: 1000, reason: "Normal closure" },
 };
 /** Short enough that a failed test's cleanup does not wait long. */
 const CLOSE_TIMEOUT = 2_000;
@@ -334,8 +338,8 @@ describe(`load and no-loss (${runtimeName()})`, () => {
         assert.equal(checker.outstanding, 0);
         await Promise.all(writes);
         assert.deepEqual(await to.closed, CLEAN_1000);
-        assert.deepEqual(await closing, {
-          code: 1000,
+        assertClose(await closing, {
+          closeCode: 1000,
           reason: "",
           wasClean: true,
         });

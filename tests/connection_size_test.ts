@@ -1,0 +1,77 @@
+/**
+ * The size of an idle connection, held where it was measured: a Bun
+ * server's idle connections are mostly these objects, and a connection of
+ * 18 fields or fewer sits in JavaScriptCore's 160-byte size class rather
+ * than 224 (see `RareState` in src/connection.ts). Bun only: V8 has no
+ * equivalent of `bun:jsc`'s shallow size, so on Deno the test is skipped
+ * (and says so).
+ */
+import { test } from "node:test";
+import assert from "node:assert/strict";
+import { connect } from "../src/client.ts";
+import { takeover, type WebSocketConnection } from "../src/connection.ts";
+import { runtimeName } from "../src/runtime.ts";
+import { serve } from "../src/server.ts";
+
+const onBun = runtimeName() === "bun";
+/** The size class an idle connection must stay in, in bytes. */
+const CONNECTION_LIMIT = 160;
+
+/** `bun:jsc`'s shallow size of an object, in bytes. */
+async function shallowSizeOf(): Promise<(value: object) => number> {
+  const jsc = "bun:jsc"; // not a static import: Deno cannot resolve it
+  const { estimateShallowMemoryUsageOf } = await import(jsc);
+  return estimateShallowMemoryUsageOf;
+}
+
+test(
+  "an idle connection is 160 bytes on Bun, over a pipe and over a socket, either end",
+  { skip: onBun ? false : "needs bun:jsc's shallow sizes (Bun only)" },
+  async () => {
+    const sizeOf = await shallowSizeOf();
+    const up = new TransformStream<Uint8Array, Uint8Array>();
+    const down = new TransformStream<Uint8Array, Uint8Array>();
+    const client = takeover(
+      { readable: down.readable, writable: up.writable },
+      { role: "client" },
+    );
+    const server = takeover(
+      { readable: up.readable, writable: down.writable },
+      { role: "server" },
+    );
+    assert.ok(
+      sizeOf(client) <= CONNECTION_LIMIT,
+      `a client over a pipe is ${sizeOf(client)} bytes`,
+    );
+    assert.ok(
+      sizeOf(server) <= CONNECTION_LIMIT,
+      `a server over a pipe is ${sizeOf(server)} bytes`,
+    );
+    await Promise.all([client.close(), server.closed]);
+
+    const accepted: WebSocketConnection[] = [];
+    const ws = await serve(
+      { hostname: "127.0.0.1", port: 0 },
+      (connection) => void accepted.push(connection),
+    );
+    try {
+      const socket = await connect(`ws://127.0.0.1:${ws.addr.port}/chat`, {
+        protocols: ["chat"],
+      });
+      await socket.ping(); // the server's side is in `accepted` by then
+      const [ours] = accepted;
+      assert.ok(ours);
+      assert.ok(
+        sizeOf(ours) <= CONNECTION_LIMIT,
+        `a server connection over a socket is ${sizeOf(ours)} bytes`,
+      );
+      assert.ok(
+        sizeOf(socket) <= CONNECTION_LIMIT,
+        `a client connection over a socket is ${sizeOf(socket)} bytes`,
+      );
+      await socket.close();
+    } finally {
+      await ws.close();
+    }
+  },
+);
