@@ -81,8 +81,9 @@ export {
 
 // What the options above refer to: the handshake's request and limits, and
 // the transports and byte channels a connection runs over.
-export type { ExtensionOffer, UpgradeRequest } from "./src/handshake.ts";
-export type { HeadLimits } from "./src/http1.ts";
+export type { ExtensionOffer } from "./src/handshake_headers.ts";
+export type { UpgradeRequest } from "./src/handshake_server.ts";
+export type { HeadLimits } from "./src/http1_parse.ts";
 export type { Address } from "./src/address.ts";
 export type {
   ByteChannel,

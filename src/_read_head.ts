@@ -7,7 +7,7 @@
 
 import type { ByteChannel, ChannelReader } from "./byte_channel.ts";
 import { HandshakeError } from "./errors.ts";
-import { type HeadLimits, HeadParser } from "./http1.ts";
+import { type HeadLimits, HeadParser } from "./http1_parse.ts";
 
 type Head = { head: Uint8Array; rest: Uint8Array };
 

@@ -14,17 +14,14 @@ import {
   connectionSettings,
 } from "./connection_options.ts";
 import { HandshakeError, TimeoutError } from "./errors.ts";
+import { generateKey } from "./handshake.ts";
 import {
   buildClientRequest,
-  type ExtensionOffer,
-  generateKey,
   validateServerResponse,
-} from "./handshake.ts";
-import {
-  type HeadLimits,
-  parseResponseHead,
-  writeRequestHead,
-} from "./http1.ts";
+} from "./handshake_client.ts";
+import type { ExtensionOffer } from "./handshake_headers.ts";
+import { type HeadLimits, parseResponseHead } from "./http1_parse.ts";
+import { writeRequestHead } from "./http1_write.ts";
 import { currentRuntime } from "./runtime.ts";
 import type {
   ClientTlsOptions,

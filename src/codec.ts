@@ -75,38 +75,46 @@ export {
   MAX_CLOSE_REASON_BYTES,
 } from "./close.ts";
 export {
-  buildClientRequest,
-  buildServerResponse,
-  type ClientHandshakeOptions,
   computeAccept,
   computeAcceptSync,
-  type ExtensionOffer,
-  formatExtensions,
   generateKey,
-  hasToken,
-  isWebSocketRequest,
-  parseExtensions,
-  parseProtocols,
-  refusalResponse,
-  selectSubprotocol,
-  type UpgradeRequest,
-  validateClientRequest,
-  validateServerResponse,
   WEBSOCKET_GUID,
 } from "./handshake.ts";
+export {
+  type ExtensionOffer,
+  formatExtensions,
+  hasToken,
+  parseExtensions,
+  parseProtocols,
+  selectSubprotocol,
+} from "./handshake_headers.ts";
+export {
+  buildClientRequest,
+  type ClientHandshakeOptions,
+  validateServerResponse,
+} from "./handshake_client.ts";
+export {
+  buildServerResponse,
+  isWebSocketRequest,
+  refusalResponse,
+  type UpgradeRequest,
+  validateClientRequest,
+} from "./handshake_server.ts";
 export {
   DEFAULT_HEAD_LIMITS,
   type HeadLimits,
   HeadParser,
   parseRequestHead,
   parseResponseHead,
-  reasonPhrase,
   type RequestHead,
   type ResponseHead,
+} from "./http1_parse.ts";
+export {
+  reasonPhrase,
   writeRequestHead,
   writeResponse,
   writeResponseHead,
-} from "./http1.ts";
+} from "./http1_write.ts";
 export {
   FrameDecoderStream,
   type FrameDecoderStreamOptions,

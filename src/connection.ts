@@ -26,7 +26,7 @@ import {
   connectionSettings,
 } from "./connection_options.ts";
 import { ConnectionClosedError, ProtocolError } from "./errors.ts";
-import type { ExtensionOffer } from "./handshake.ts";
+import type { ExtensionOffer } from "./handshake_headers.ts";
 import {
   BYTES_COPIED,
   type Message,

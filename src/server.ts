@@ -23,16 +23,15 @@ import {
 } from "./connection_options.ts";
 import { encodeClosePayload } from "./close.ts";
 import { ConnectionClosedError, HandshakeError } from "./errors.ts";
+import { type ExtensionOffer, selectSubprotocol } from "./handshake_headers.ts";
 import {
   buildServerResponse,
-  type ExtensionOffer,
   isWebSocketRequest,
   refusalResponse,
-  selectSubprotocol,
   type UpgradeRequest,
   validateClientRequest,
-} from "./handshake.ts";
-import { type HeadLimits, parseRequestHead } from "./http1.ts";
+} from "./handshake_server.ts";
+import { type HeadLimits, parseRequestHead } from "./http1_parse.ts";
 import { currentRuntime } from "./runtime.ts";
 import type {
   Address,

@@ -16,16 +16,13 @@ import {
 } from "../src/codec_streams.ts";
 import { ConnectionClosedError, ProtocolError } from "../src/errors.ts";
 import { encodeFrame, type Frame, Opcode } from "../src/frame.ts";
+import { generateKey } from "../src/handshake.ts";
 import {
   buildClientRequest,
-  generateKey,
   validateServerResponse,
-} from "../src/handshake.ts";
-import {
-  HeadParser,
-  parseResponseHead,
-  writeRequestHead,
-} from "../src/http1.ts";
+} from "../src/handshake_client.ts";
+import { HeadParser, parseResponseHead } from "../src/http1_parse.ts";
+import { writeRequestHead } from "../src/http1_write.ts";
 import type { Message, Role } from "../src/protocol.ts";
 import { currentRuntime, runtimeName } from "../src/runtime.ts";
 import { serve } from "../src/server.ts";

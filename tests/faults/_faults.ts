@@ -17,7 +17,7 @@ import assert from "node:assert/strict";
 import { test } from "node:test";
 import type { CloseInfo, WebSocketConnection } from "../../src/connection.ts";
 import { computeAccept } from "../../src/handshake.ts";
-import { HeadParser, parseRequestHead } from "../../src/http1.ts";
+import { HeadParser, parseRequestHead } from "../../src/http1_parse.ts";
 import { currentRuntime } from "../../src/runtime.ts";
 import type { RuntimeTransports, Transport } from "../../src/transport.ts";
 import { RawPeer } from "../_pipe.ts";

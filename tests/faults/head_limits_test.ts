@@ -15,7 +15,7 @@
  */
 import assert from "node:assert/strict";
 import { describe } from "node:test";
-import { DEFAULT_HEAD_LIMITS, type HeadLimits } from "../../src/http1.ts";
+import { DEFAULT_HEAD_LIMITS, type HeadLimits } from "../../src/http1_parse.ts";
 import { runtimeName } from "../../src/runtime.ts";
 import { serve } from "../../src/server.ts";
 import { within } from "../_wait.ts";
