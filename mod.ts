@@ -56,14 +56,14 @@ export {
   type CloseInfo,
   type CloseOptions,
   type ConnectionInfo,
+  type ConnectionSetup,
   type ConnectionState,
-  OpenConnections,
   type Sendable,
   type SendOptions,
-  takeover,
-  type TakeoverOptions,
   WebSocketConnection,
 } from "./src/connection.ts";
+export { takeover, type TakeoverOptions } from "./src/takeover.ts";
+export { OpenConnections } from "./src/open_connections.ts";
 export type {
   ConnectionOptions,
   KeepaliveOptions,

@@ -15,7 +15,7 @@
  */
 
 import { MessageStreams } from "../src/codec_streams.ts";
-import { takeover } from "../src/connection.ts";
+import { takeover } from "../src/takeover.ts";
 
 const MESSAGES = 20_000;
 const ROUNDS = 7;

@@ -46,6 +46,44 @@ const bun = (path: string, ...flags: string[]): Argv => [
 ];
 const node = (path: string): Argv => ["node", at(path)];
 
+/**
+ * A checkout of an earlier commit to measure beside this one, in the same
+ * run (`WSSTREAM_BENCH_BEFORE=/path/to/checkout`): its server and client
+ * become the systems `ours-deno-before`, `ours-bun-before`,
+ * `ours-deno-client-before` and `ours-bun-client-before`, so that a change's
+ * before and after take turns like every other system.
+ */
+const BEFORE = Deno.env.get("WSSTREAM_BENCH_BEFORE");
+const before = (path: string) => `${BEFORE}/bench/${path}`;
+const BEFORE_SERVERS: System[] = BEFORE === undefined ? [] : [
+  {
+    name: "ours-deno-before",
+    label: "wsstream on Deno, before",
+    group: "deno",
+    argv: ["deno", "run", "-A", before("servers/ours.ts")],
+  },
+  {
+    name: "ours-bun-before",
+    label: "wsstream on Bun, before",
+    group: "bun",
+    argv: ["bun", before("servers/ours.ts")],
+  },
+];
+const BEFORE_CLIENTS: System[] = BEFORE === undefined ? [] : [
+  {
+    name: "ours-deno-client-before",
+    label: "wsstream connect() on Deno, before",
+    group: "deno",
+    argv: ["deno", "run", "-A", before("clients/ours.ts")],
+  },
+  {
+    name: "ours-bun-client-before",
+    label: "wsstream connect() on Bun, before",
+    group: "bun",
+    argv: ["bun", before("clients/ours.ts")],
+  },
+];
+
 /** The servers, in the order of the tables. */
 export const SERVERS: readonly System[] = [
   {
@@ -120,6 +158,7 @@ export const SERVERS: readonly System[] = [
     argv: bun("servers/raw_echo.ts"),
     raw: true,
   },
+  ...BEFORE_SERVERS,
 ];
 
 /** The server every client talks to. */
@@ -167,6 +206,7 @@ export const CLIENTS: readonly System[] = [
     group: "ceiling",
     argv: [...bun("loadgen.ts"), "--mode", "echo"],
   },
+  ...BEFORE_CLIENTS,
 ];
 
 /** The reference of each group, for servers and for clients. */

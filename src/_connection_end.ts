@@ -13,7 +13,12 @@
  */
 
 import type { ByteChannel } from "./byte_channel.ts";
-import type { ConnectionSettings } from "./connection_options.ts";
+import type {
+  ConnectionSettings,
+  ConnectionState,
+} from "./connection_options.ts";
+
+export type { ConnectionState } from "./connection_options.ts";
 import { ConnectionClosedError, type ProtocolError } from "./errors.ts";
 import type { Protocol } from "./protocol.ts";
 import { type Deadline, DeadlineQueues } from "./_deadline_queue.ts";
@@ -64,20 +69,6 @@ export interface CloseInfo extends CloseFrame {
   /** The close frame the peer sent, if one came. */
   received: CloseFrame | null;
 }
-
-/**
- * The connection's life: `open` (messages flow both ways), `closing` (a
- * close frame was sent or received; the close handshake is under way),
- * `closed`. A connection exists only once its opening handshake is done, so
- * there is no `connecting`.
- *
- * @example
- * ```ts
- * import type { ConnectionState } from "@wsstream/wsstream";
- * const state: ConnectionState = "open";
- * ```
- */
-export type ConnectionState = "open" | "closing" | "closed";
 
 /** What a {@link ConnectionEnd} needs of its connection. */
 export interface ConnectionEndHost {

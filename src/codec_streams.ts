@@ -431,8 +431,9 @@ type Ending = { closeCode: number; reason: string; wasClean: boolean };
  *   close frame comes.
  * - A protocol violation: the close frame with its code (1002, 1007, 1009)
  *   is queued, `outgoing.readable` ends, `closed` resolves with that code
- *   (`wasClean: false`), and `incoming.readable` errors with the
- *   `ProtocolError` once the messages before it are read.
+ *   (`wasClean: false`), and `incoming.readable` errors with a
+ *   `ConnectionClosedError` whose `cause` is the `ProtocolError`, once the
+ *   messages before it are read (as a connection's iteration throws).
  * - The peer's bytes ending first: `incoming.readable` errors with a
  *   `ConnectionClosedError` and `closed` reports 1006.
  * - Aborting `outgoing.writable` drops the connection: `outgoing.readable`
@@ -654,12 +655,21 @@ export class MessageStreams {
       // with the violation's code, then nothing more.
       this.#protocol.fail();
       this.#endBytes();
-      this.#endMessages(error);
-      this.#finish({
+      const info = {
         closeCode: error.closeCode,
         reason: error.message,
         wasClean: false,
-      });
+      };
+      // The connection's rule for iteration: an unclean end throws a
+      // ConnectionClosedError, its cause the ProtocolError.
+      this.#endMessages(
+        new ConnectionClosedError(
+          `The peer broke the protocol: close code ${error.closeCode}`,
+          info,
+          { cause: error },
+        ),
+      );
+      this.#finish(info);
     }
   }
 

@@ -21,21 +21,24 @@ import type {
 } from "./byte_channel.ts";
 import { DEFAULT_CLOSE_REASONS, encodeClosePayload } from "./close.ts";
 import {
-  type ConnectionOptions,
+  checkType,
+  type CloseOptions,
+  type ConnectionInfo,
   type ConnectionSettings,
   connectionSettings,
+  type ConnectionSetup,
+  type Sendable,
+  type SendOptions,
 } from "./connection_options.ts";
-import { ConnectionClosedError, ProtocolError } from "./errors.ts";
+import { type ConnectionClosedError, ProtocolError } from "./errors.ts";
 import type { ExtensionOffer } from "./handshake_headers.ts";
 import {
   BYTES_COPIED,
   type Message,
   Protocol,
   type ProtocolHandler,
-  type Role,
 } from "./protocol.ts";
 import { channelOf } from "./stream_channel.ts";
-import type { Address } from "./address.ts";
 import { Utf8Decoder } from "./utf8.ts";
 import {
   closedError,
@@ -44,8 +47,18 @@ import {
   type ConnectionEndHost,
   type ConnectionState,
 } from "./_connection_end.ts";
-import { type Deadline, DeadlineQueues } from "./_deadline_queue.ts";
-import { Link, LinkedList } from "./_linked_list.ts";
+import type { Deadline } from "./_deadline_queue.ts";
+import { type KeepaliveHost, scheduleKeepalive } from "./_keepalive.ts";
+import { writeFrames } from "./_write_frames.ts";
+import { Link } from "./_linked_list.ts";
+import {
+  describe,
+  fragmentsWritable,
+  messagesReadable,
+  messagesWritable,
+  sendableOf,
+  sendChunks,
+} from "./_connection_streams.ts";
 
 export type { ByteStream } from "./byte_channel.ts";
 export type {
@@ -53,120 +66,13 @@ export type {
   CloseInfo,
   ConnectionState,
 } from "./_connection_end.ts";
-
-/**
- * What can be sent: a string (text), bytes (binary), or a stream or async
- * iterable of chunks, sent as one fragmented message without buffering it
- * whole (strings make it a text message, bytes a binary one).
- *
- * @example
- * ```ts
- * import type { Sendable } from "@wsstream/wsstream";
- * const messages: Sendable[] = ["hi", new Uint8Array([1]), ReadableStream.from(["a", "b"])];
- * ```
- */
-export type Sendable =
-  | string
-  | ArrayBuffer
-  | ArrayBufferView
-  | ReadableStream<Uint8Array | string>
-  | AsyncIterable<Uint8Array | string>;
-
-/**
- * Everything `takeover` needs to know beyond the byte stream.
- *
- * @example
- * ```ts
- * import type { TakeoverOptions } from "@wsstream/wsstream";
- * const options: TakeoverOptions = { role: "server", protocol: "chat" };
- * ```
- */
-export interface TakeoverOptions extends ConnectionOptions {
-  /** Our end: `client` masks what it sends, `server` expects masked frames. */
-  role: Role;
-  /** Bytes already read past the handshake: the first frames. */
-  head?: Uint8Array | undefined;
-  /** The subprotocol agreed in the handshake ("" for none). */
-  protocol?: string | undefined;
-  /** The extensions agreed in the handshake. */
-  extensions?: ExtensionOffer[] | undefined;
-  /** The request path (and query) of the handshake. */
-  path?: string | undefined;
-  /**
-   * Where to keep this connection while it is open: it is added now and
-   * deleted once closed (how a server keeps its `connections`). An
-   * {@link OpenConnections} costs less than a `Set` on a busy server.
-   */
-  openIn?: Set<WebSocketConnection> | OpenConnections | undefined;
-}
-
-/**
- * A snapshot of a connection's state and counters.
- *
- * @example
- * ```ts
- * import type { ConnectionInfo } from "@wsstream/wsstream";
- * function describe(info: ConnectionInfo): string {
- *   return `${info.role} ${info.state} ${info.remoteAddr?.hostname}:${info.remoteAddr?.port}`;
- * }
- * ```
- */
-export interface ConnectionInfo {
-  /** `client` or `server`. */
-  role: Role;
-  /** Where the connection stands. */
-  state: ConnectionState;
-  /** Our address, if on a socket. */
-  localAddr: Address | null;
-  /** The peer's address, if on a socket. */
-  remoteAddr: Address | null;
-  /** The agreed subprotocol ("" for none). */
-  protocol: string;
-  /** The agreed extensions. */
-  extensions: ExtensionOffer[];
-  /** The request path and query of the handshake. */
-  path: string;
-  /** Bytes received, frame headers included. */
-  bytesReceived: number;
-  /** Bytes sent, frame headers included. */
-  bytesSent: number;
-  /** Whole messages received. */
-  messagesReceived: number;
-  /** Whole messages sent. */
-  messagesSent: number;
-}
-
-/**
- * Options for {@link WebSocketConnection.send} and
- * {@link WebSocketConnection.openMessage}.
- *
- * @example
- * ```ts
- * import type { SendOptions } from "@wsstream/wsstream";
- * const asText: SendOptions = { type: "text" };
- * ```
- */
-export interface SendOptions {
-  /** Send bytes as text (they must be UTF-8), or a string as binary (its UTF-8). */
-  type?: "text" | "binary" | undefined;
-}
-
-/**
- * What `close()` takes: the close code and reason, named as WHATWG's
- * `WebSocketStream.close()` names them.
- *
- * @example
- * ```ts
- * import type { CloseOptions } from "@wsstream/wsstream";
- * const options: CloseOptions = { closeCode: 4000, reason: "done" };
- * ```
- */
-export interface CloseOptions {
-  /** The close code (default 1000). */
-  closeCode?: number | undefined;
-  /** The reason (default: the code's standard reason); at most 123 bytes of UTF-8. */
-  reason?: string | undefined;
-}
+export type {
+  CloseOptions,
+  ConnectionInfo,
+  ConnectionSetup,
+  Sendable,
+  SendOptions,
+} from "./connection_options.ts";
 
 // The bits of a connection's `#flags` below its state.
 const READING = 1;
@@ -185,8 +91,6 @@ const encoder = new TextEncoder();
 const CORK_LIMIT = 64 * 1024;
 /** The first byte of every close frame: FIN, no RSV bits, opcode 8. */
 const CLOSE_FRAME_BYTE = 0x88;
-/** Frames at least this large are written as they are, never copied. */
-const COPY_LIMIT = 16 * 1024;
 /** Runs `task` after the current macrotask (Deno and Bun both have it). */
 const nextMacrotask: (task: () => void) => void =
   (globalThis as { setImmediate?: (task: () => void) => void }).setImmediate ??
@@ -214,7 +118,7 @@ interface PendingPing {
 
 /**
  * What only some connections ever need: a subprotocol, extensions, bytes
- * read past the handshake, a `Set` to leave when closed, the streams,
+ * read past the handshake, the streams,
  * `closed`, pings, text checks of bytes sent as text, and the end.
  *
  * Every connection starts with {@link SHARED_RARE_STATE}, one frozen
@@ -228,8 +132,6 @@ class RareState {
   extensions: ExtensionOffer[] = NO_EXTENSIONS;
   /** Bytes read past the handshake, not yet fed to the protocol. */
   head: Uint8Array | null = null;
-  /** The `Set` the connection is kept in while open (`openIn`). */
-  openIn: Set<WebSocketConnection> | null = null;
   /** Set when no more messages come: `null` error means a clean end. */
   inboxEnd: { error: unknown } | null = null;
   readable: ReadableStream<Message> | null = null;
@@ -250,13 +152,26 @@ class RareState {
 /** The state of every connection that has none of its own. */
 const SHARED_RARE_STATE: RareState = Object.freeze(new RareState());
 
-/** A connection's link in an {@link OpenConnections}: its events object. */
-type OpenLink = Link & { readonly connection: WebSocketConnection };
+/**
+ * A connection's link in an `OpenConnections`: its events object, or
+ * `null` once the connection is over (see {@link connectionLink}).
+ */
+let linkOf: (connection: WebSocketConnection) => OpenLink | null;
 
-// Module-private access between the connection and OpenConnections, set in
-// their static blocks.
-let eventsOf: (connection: WebSocketConnection) => OpenLink;
-let enterOpen: (open: OpenConnections, link: OpenLink) => void;
+/**
+ * A connection's link in an `OpenConnections` (its events object, which a
+ * list can hold without a node of its own), or `null` once it is over.
+ * Internal to open_connections.ts.
+ */
+export function connectionLink(
+  connection: WebSocketConnection,
+): OpenLink | null {
+  return linkOf(connection);
+}
+
+/** A connection as an entry of a linked list. */
+export type OpenLink = Link & { readonly connection: WebSocketConnection };
+
 /** The settings for the next connection made (see `openConnection`). */
 let presetSettings: ConnectionSettings | null = null;
 
@@ -294,6 +209,7 @@ export class WebSocketConnection {
     & ChannelReader
     & WriteFailureListener
     & ConnectionEndHost
+    & KeepaliveHost
     & {
       readonly connection: WebSocketConnection;
       readonly path: string;
@@ -372,7 +288,8 @@ export class WebSocketConnection {
       ProtocolHandler,
       ChannelReader,
       WriteFailureListener,
-      ConnectionEndHost {
+      ConnectionEndHost,
+      KeepaliveHost {
     /**
      * The running keepalive or drop deadline: a connection has at most one
      * at a time (a ping due, a pong due, or the socket's drop).
@@ -446,6 +363,13 @@ export class WebSocketConnection {
       connection.#own.readableDone = true;
       connection.#endInbox(error);
     }
+    // KeepaliveHost
+    sendPing(): Promise<number> {
+      return this.connection.ping();
+    }
+    keepaliveTimedOut(): void {
+      this.connection.#end.keepaliveTimedOut();
+    }
     rejectPings(error: () => ConnectionClosedError): void {
       const pings = this.connection.#rare.pings;
       if (pings === null || pings.length === 0) return;
@@ -460,15 +384,16 @@ export class WebSocketConnection {
       this.connection.#corkedBytes = 0;
     }
     settled(info: CloseInfo): void {
-      const connection = this.connection;
-      connection.#rare.openIn?.delete(connection);
       this.unlink(); // from an OpenConnections
-      connection.#rare.closed?.resolve(info);
+      this.connection.#rare.closed?.resolve(info);
     }
   };
 
   static {
-    eventsOf = (connection) => connection.#events;
+    linkOf = (connection) => {
+      const end = connection.#rare.end;
+      return end !== null && end.settled ? null : connection.#events;
+    };
   }
 
   /** The connection's own async iterator (see `[Symbol.asyncIterator]`). */
@@ -493,7 +418,7 @@ export class WebSocketConnection {
    * @param stream The byte stream.
    * @param options Role, negotiated values, limits and hooks.
    */
-  constructor(stream: ByteStream, options: TakeoverOptions) {
+  constructor(stream: ByteStream, options: ConnectionSetup) {
     // A server's connections share the settings it resolved once.
     const settings = presetSettings ??
       connectionSettings(options, options.role);
@@ -507,14 +432,9 @@ export class WebSocketConnection {
     this.#channel = channelOf(stream);
     this.#events = new WebSocketConnection.#Events(this, options.path ?? "");
     this.#channel.tellWriteFailures(this.#events);
-    const { openIn } = options;
-    if (openIn instanceof Set) {
-      this.#own.openIn = openIn;
-      openIn.add(this);
-    } else if (openIn !== undefined) enterOpen(openIn, this.#events);
     this.#protocol = new Protocol(settings, this.#events);
     this.#readMore();
-    if (settings.keepalive !== null) this.#scheduleKeepalive();
+    if (settings.keepalive !== null) scheduleKeepalive(this.#events);
   }
 
   /** Resolves (never rejects) with how the connection ended. */
@@ -541,16 +461,11 @@ export class WebSocketConnection {
    * after an unclean close, as iteration throws one.
    */
   get readable(): ReadableStream<Message> {
-    return this.#rare.readable ?? (this.#own.readable = new ReadableStream<
-      Message
-    >({
-      pull: async (controller) => {
-        const result = await this.#next();
-        if (result.done) controller.close();
-        else controller.enqueue(result.value);
-      },
-      cancel: () => this.#stopReading(),
-    }, { highWaterMark: 0 }));
+    return this.#rare.readable ??
+      (this.#own.readable = messagesReadable(
+        () => this.#next(),
+        () => this.#stopReading(),
+      ));
   }
 
   /**
@@ -560,57 +475,10 @@ export class WebSocketConnection {
    */
   get writable(): WritableStream<Sendable> {
     return this.#rare.writable ??
-      (this.#own.writable = this.#makeWritable());
-  }
-
-  #makeWritable(): WritableStream<Sendable> {
-    // A write to `writable` takes its turn among the sends when write() is
-    // called (the strategy's size() runs inside it), not when the stream
-    // hands the chunk to write() below: that waits for the previous write to
-    // finish, and a send() made meanwhile would overtake it. The message goes
-    // out once write() gets it; a write the stream refuses (after close,
-    // abort or an error) lets its turn pass.
-    const turns: { go: (go: boolean) => void; done: Promise<void> }[] = [];
-    let writesEnded = false;
-    const endWrites = () => {
-      writesEnded = true;
-      for (const turn of turns.splice(0)) turn.go(false);
-    };
-    return new WritableStream<Sendable>({
-      write: async () => {
-        const turn = turns.shift()!;
-        turn.go(true);
-        try {
-          await turn.done;
-        } catch (error) {
-          endWrites(); // The stream errors and refuses further writes.
-          throw error;
-        }
-      },
-      close: async () => {
-        endWrites();
-        await this.close();
-      },
-      abort: async (reason) => {
-        endWrites();
-        await this.close(closeFromReason(reason));
-      },
-    }, {
-      highWaterMark: 1,
-      size: (message) => {
-        if (writesEnded) return 1; // The stream refuses the write itself.
-        const gate = Promise.withResolvers<boolean>();
-        try {
-          const done = this.#send(message, NO_OPTIONS, gate.promise);
-          done.catch(() => {}); // Reported by write(), if it gets there.
-          turns.push({ go: gate.resolve, done });
-        } catch (error) {
-          endWrites(); // The stream errors with it.
-          throw error;
-        }
-        return 1;
-      },
-    });
+      (this.#own.writable = messagesWritable(
+        (message, gate) => this.#send(message, NO_OPTIONS, gate),
+        (options) => this.close(options),
+      ));
   }
 
   /** A snapshot of the connection's state, addresses, protocol and counters. */
@@ -709,35 +577,9 @@ export class WebSocketConnection {
     options: SendOptions = NO_OPTIONS,
   ): WritableStream<Uint8Array | string> {
     checkType(options.type);
-    const fragments = new TransformStream<
-      Uint8Array | string,
-      Uint8Array | string
-    >(undefined, { highWaterMark: 1 }, { highWaterMark: 0 });
-    const inner = fragments.writable.getWriter();
-    let sent: Promise<void>;
-    try {
-      sent = this.#send(fragments.readable, options, null);
-    } catch (error) {
-      sent = Promise.reject(error);
-    }
-    sent.catch(() => {}); // Reported to the writer, below.
-    let controller: WritableStreamDefaultController;
-    // A failed message errors the stream at once, not at the next write.
-    sent.catch((error) => controller.error(error));
-    return new WritableStream<Uint8Array | string>({
-      start: (c) => {
-        controller = c;
-      },
-      write: (chunk) => Promise.race([inner.write(chunk), sent]),
-      close: async () => {
-        await inner.close();
-        await sent;
-      },
-      abort: async (reason) => {
-        await inner.abort(reason).catch(() => {});
-        await sent.catch(() => {});
-      },
-    }, { highWaterMark: 1 });
+    return fragmentsWritable((fragments) =>
+      this.#send(fragments, options, null)
+    );
   }
 
   /**
@@ -749,42 +591,19 @@ export class WebSocketConnection {
     options: SendOptions,
     gate: Promise<boolean> | null,
   ): Promise<void> {
-    if ((options as { fin?: unknown }).fin !== undefined) {
-      throw new TypeError(
-        "send() takes no fin option: use openMessage() for a message in fragments",
-      );
-    }
     const type = options.type;
-    checkType(type);
-    let payload: Message | null = null;
-    let iterable: AsyncIterable<Uint8Array | string> | null = null;
-    if (typeof message === "string") {
-      payload = type === "binary" ? encoder.encode(message) : message;
-    } else if (message instanceof Uint8Array) {
-      payload = message;
-    } else if (message instanceof ArrayBuffer) {
-      payload = new Uint8Array(message);
-    } else if (ArrayBuffer.isView(message)) {
-      payload = new Uint8Array(
-        message.buffer,
-        message.byteOffset,
-        message.byteLength,
-      );
-    } else if (
-      message !== null && typeof message === "object" &&
-      Symbol.asyncIterator in message
-    ) {
-      iterable = message;
-    } else {
-      throw new TypeError(
-        `Cannot send ${
-          describe(message)
-        }: expected a string, ArrayBuffer, ArrayBufferView, ReadableStream or async iterable`,
-      );
-    }
+    const payload = sendableOf(message, options);
     return this.#enqueueSend(async () => {
-      if (iterable !== null) await this.#sendIterable(iterable, type);
-      else await this.#sendPayload(payload!, true, type);
+      if (typeof payload === "string" || payload instanceof Uint8Array) {
+        await this.#sendPayload(payload, true, type);
+      } else {
+        await sendChunks(
+          payload,
+          type,
+          (chunk, fin, type) => this.#sendPayload(chunk, fin, type),
+          () => this.#end.abandonMessage(),
+        );
+      }
     }, gate);
   }
 
@@ -946,46 +765,6 @@ export class WebSocketConnection {
     if (fin) this.#messagesSent++;
   }
 
-  async #sendIterable(
-    iterable: AsyncIterable<Uint8Array | string>,
-    type: "text" | "binary" | undefined,
-  ): Promise<void> {
-    // Hold one chunk back so the last one can carry FIN without an extra frame.
-    let held: Uint8Array | string | null = null;
-    let sent = false;
-    // Without an explicit type, the first chunk sets it and every chunk must
-    // be of that kind (strings for text, bytes for binary).
-    const inferred = type === undefined;
-    try {
-      for await (const chunk of iterable) {
-        if (typeof chunk !== "string" && !(chunk instanceof Uint8Array)) {
-          throw new TypeError(
-            `Cannot send ${
-              describe(chunk)
-            } as a fragment: expected a string or Uint8Array`,
-          );
-        }
-        if (inferred && held !== null && kindOf(chunk) !== type) {
-          throw new TypeError(
-            `Cannot send a ${kindOf(chunk)} chunk in a ${type} message`,
-          );
-        }
-        if (held !== null) {
-          await this.#sendPayload(held, false, type ?? kindOf(held));
-          sent = true;
-        }
-        type ??= kindOf(chunk);
-        held = chunk;
-      }
-      if (held === null) held = type === "text" ? "" : new Uint8Array(0);
-      await this.#sendPayload(held, true, type ?? kindOf(held));
-    } catch (error) {
-      // Begun, the message can be neither finished nor followed.
-      if (sent) this.#end.abandonMessage();
-      throw error;
-    }
-  }
-
   /** Checks that bytes sent as text are UTF-8, across fragments. */
   #checkOutgoingText(bytes: Uint8Array, fin: boolean): void {
     const text = this.#own.outgoingText ??= new Utf8Decoder();
@@ -1063,35 +842,7 @@ export class WebSocketConnection {
     if (frames === null) return;
     this.#corked = null;
     this.#corkedBytes = 0;
-    let run = 0; // bytes in the run of small frames before frames[i]
-    let start = 0;
-    for (let i = 0; i <= frames.length; i++) {
-      const frame = frames[i];
-      if (frame !== undefined && frame.length < COPY_LIMIT) {
-        run += frame.length;
-        continue;
-      }
-      if (i - start === 1) this.#writeOut(frames[start]!);
-      else if (i - start > 1) {
-        const joined = new Uint8Array(run);
-        for (let at = 0, j = start; j < i; j++) {
-          joined.set(frames[j]!, at);
-          at += frames[j]!.length;
-        }
-        this.#writeOut(joined);
-      }
-      if (frame !== undefined) this.#writeOut(frame);
-      run = 0;
-      start = i + 1;
-    }
-  }
-
-  #writeOut(bytes: Uint8Array): void {
-    try {
-      this.#channel.write(bytes);
-    } catch {
-      this.#end.transportFailed();
-    }
+    if (!writeFrames(frames, this.#channel)) this.#end.transportFailed();
   }
 
   /**
@@ -1274,238 +1025,9 @@ export class WebSocketConnection {
     this.#settings.onPong?.(payload);
   }
 
-  // ---- keepalive ----
-
-  // Keepalive deadlines live in queues shared by every connection, one per
-  // duration (each with one timer), instead of a timer and closures per
-  // connection: most connections are idle, and this is most of what an idle
-  // connection would otherwise hold.
-  static #pingsDue = new DeadlineQueues<WebSocketConnection>((connection) =>
-    connection.#keepalivePing()
-  );
-  static #pongsDue = new DeadlineQueues<WebSocketConnection>((connection) =>
-    connection.#end.keepaliveTimedOut()
-  );
-
-  /** The next keepalive ping is due in `interval` ms. */
-  #scheduleKeepalive(): void {
-    this.#events.deadline = WebSocketConnection.#pingsDue.add(
-      this.#settings.keepalive!.interval,
-      this,
-    );
-  }
-
-  #keepalivePing(): void {
-    if (this.#state !== "open") return;
-    const pongDue = WebSocketConnection.#pongsDue.add(
-      this.#settings.keepalive!.timeout,
-      this,
-    );
-    this.#events.deadline = pongDue;
-    this.ping().then(
-      () => {
-        // Not when the pong came too late, or the connection ended.
-        if (pongDue.unlink() && this.#state === "open") {
-          this.#scheduleKeepalive();
-        }
-      },
-      () => pongDue.unlink(),
-    );
-  }
-
   #closedError(what: string, cause?: unknown): ConnectionClosedError {
     return closedError(this.#state, this.#rare.end, what, cause);
   }
-}
-
-/**
- * A live set of open connections: a connection given it as `openIn`
- * ({@link TakeoverOptions}) is in it from its start until it ends. A
- * server's `connections` is one.
- *
- * It is a `ReadonlySet`, kept as a linked list through the connections
- * themselves rather than a `Set`: entering and leaving cost a few pointer
- * writes, and a busy server's churn does not keep ended connections alive
- * in V8's young generation (a `Set`'s rehashed tables do).
- *
- * @example Keep your own connections, as a server does
- * ```ts
- * import { OpenConnections, takeover } from "@wsstream/wsstream";
- * import assert from "node:assert/strict";
- *
- * const open = new OpenConnections();
- * const toServer = new TransformStream<Uint8Array, Uint8Array>();
- * const toClient = new TransformStream<Uint8Array, Uint8Array>();
- * const client = takeover(
- *   { readable: toClient.readable, writable: toServer.writable },
- *   { role: "client", openIn: open },
- * );
- * const server = takeover(
- *   { readable: toServer.readable, writable: toClient.writable },
- *   { role: "server", keepalive: false },
- * );
- * assert.equal(open.size, 1);
- * assert.ok(open.has(client) && !open.has(server));
- * await Promise.all([client.close(), server.closed]);
- * assert.equal(open.size, 0);
- * ```
- */
-export class OpenConnections implements ReadonlySet<WebSocketConnection> {
-  readonly #links = new LinkedList<OpenLink>();
-
-  static {
-    enterOpen = (open, link) => open.#links.append(link);
-  }
-
-  /** How many connections are open. */
-  get size(): number {
-    return this.#links.size;
-  }
-
-  /** Whether `connection` is open and in this set. */
-  has(connection: WebSocketConnection): boolean {
-    return connection instanceof WebSocketConnection &&
-      eventsOf(connection).list === (this.#links as LinkedList<Link>);
-  }
-
-  /**
-   * Calls `callback` with each connection (twice, as a `Set` does: value
-   * and key), oldest first.
-   */
-  forEach(
-    callback: (
-      value: WebSocketConnection,
-      key: WebSocketConnection,
-      set: ReadonlySet<WebSocketConnection>,
-    ) => void,
-    thisArg?: unknown,
-  ): void {
-    for (const connection of this) {
-      callback.call(thisArg, connection, connection, this);
-    }
-  }
-
-  /**
-   * The connections, oldest first, with a `Set`'s semantics while they
-   * change: one that ends during the iteration (the current one included)
-   * does not end it, every one not yet visited and still open is visited,
-   * and one that opens meanwhile is visited too.
-   */
-  *values(): SetIterator<WebSocketConnection> {
-    for (const link of this.#links) yield link.connection;
-  }
-
-  /** The same as {@link values}, as a `Set` has it. */
-  keys(): SetIterator<WebSocketConnection> {
-    return this.values();
-  }
-
-  /** Each connection twice (`[connection, connection]`), as a `Set` has it. */
-  *entries(): SetIterator<[WebSocketConnection, WebSocketConnection]> {
-    for (const connection of this) yield [connection, connection];
-  }
-
-  /** The same as {@link values}. */
-  [Symbol.iterator](): SetIterator<WebSocketConnection> {
-    return this.values();
-  }
-
-  /** A new `Set` of these connections and `other`'s elements. */
-  union<U>(other: ReadonlySetLike<U>): Set<WebSocketConnection | U> {
-    return new Set(this).union(other);
-  }
-
-  /** A new `Set` of these connections that are in `other` too. */
-  intersection<U>(
-    other: ReadonlySetLike<U>,
-  ): Set<WebSocketConnection & U> {
-    return new Set(this).intersection(other);
-  }
-
-  /** A new `Set` of these connections that are not in `other`. */
-  difference<U>(other: ReadonlySetLike<U>): Set<WebSocketConnection> {
-    return new Set(this).difference(other);
-  }
-
-  /** A new `Set` of what is in exactly one of this and `other`. */
-  symmetricDifference<U>(
-    other: ReadonlySetLike<U>,
-  ): Set<WebSocketConnection | U> {
-    return new Set(this).symmetricDifference(other);
-  }
-
-  /** Whether every connection here is in `other`. */
-  isSubsetOf(other: ReadonlySetLike<unknown>): boolean {
-    return new Set(this).isSubsetOf(other);
-  }
-
-  /** Whether every element of `other` is here. */
-  isSupersetOf(other: ReadonlySetLike<unknown>): boolean {
-    return new Set(this).isSupersetOf(other);
-  }
-
-  /** Whether no connection here is in `other`. */
-  isDisjointFrom(other: ReadonlySetLike<unknown>): boolean {
-    return new Set(this).isDisjointFrom(other);
-  }
-}
-
-/**
- * Runs a WebSocket connection over any byte stream whose opening handshake
- * is already done (tcllib's `websocket::takeover`): a socket, a pipe, a
- * stream from another library. `head` carries any bytes read past the
- * handshake.
- *
- * @param stream The byte stream (`readable` and `writable`, with `close()`
- * and addresses when there is a socket under it).
- * @param options The role, and what the handshake agreed.
- * @returns The connection.
- *
- * @example Two ends over an in-memory pipe
- * ```ts
- * import { takeover } from "@wsstream/wsstream";
- * import assert from "node:assert/strict";
- *
- * const toServer = new TransformStream<Uint8Array, Uint8Array>();
- * const toClient = new TransformStream<Uint8Array, Uint8Array>();
- * const client = takeover(
- *   { readable: toClient.readable, writable: toServer.writable },
- *   { role: "client" },
- * );
- * const server = takeover(
- *   { readable: toServer.readable, writable: toClient.writable },
- *   { role: "server", keepalive: false },
- * );
- * await client.send("hello");
- * const reader = server.readable.getReader();
- * assert.equal((await reader.read()).value, "hello");
- * reader.releaseLock();
- * const [a, b] = await Promise.all([client.close(), server.closed]);
- * // Each end reports both close frames: ours went with its standard reason,
- * // the server's echo carries the code only.
- * const ours = { closeCode: 1000, reason: "Normal closure" };
- * const echo = { closeCode: 1000, reason: "" };
- * assert.deepEqual(a, { ...echo, wasClean: true, sent: ours, received: echo });
- * assert.deepEqual(b, { ...ours, wasClean: true, sent: echo, received: ours });
- * ```
- */
-export function takeover(
-  stream: ByteStream,
-  options: TakeoverOptions,
-): WebSocketConnection {
-  // A transport with a channel is used through it: its streams (made on
-  // first use) are not touched.
-  if (
-    !stream?.channel && (
-      !(stream?.readable instanceof ReadableStream) ||
-      !(stream?.writable instanceof WritableStream)
-    )
-  ) {
-    throw new TypeError(
-      "takeover needs a byte stream: { readable: ReadableStream, writable: WritableStream }",
-    );
-  }
-  return new WebSocketConnection(stream, options);
 }
 
 /**
@@ -1514,7 +1036,7 @@ export function takeover(
  */
 export function openConnection(
   stream: ByteStream,
-  options: TakeoverOptions,
+  options: ConnectionSetup,
   settings: ConnectionSettings,
 ): WebSocketConnection {
   presetSettings = settings;
@@ -1523,41 +1045,6 @@ export function openConnection(
   } finally {
     presetSettings = null;
   }
-}
-
-function closeFromReason(reason: unknown): CloseOptions {
-  if (reason instanceof ConnectionClosedError) {
-    return { closeCode: reason.closeCode, reason: reason.reason };
-  }
-  if (reason !== null && typeof reason === "object") {
-    const r = reason as { closeCode?: unknown; reason?: unknown };
-    if (typeof r.closeCode === "number") {
-      return typeof r.reason === "string"
-        ? { closeCode: r.closeCode, reason: r.reason }
-        : { closeCode: r.closeCode };
-    }
-  }
-  return { closeCode: 1000 };
-}
-
-function checkType(type: unknown): void {
-  if (type !== undefined && type !== "text" && type !== "binary") {
-    throw new TypeError(
-      `Invalid message type ${JSON.stringify(type)}: use "text" or "binary"`,
-    );
-  }
-}
-
-function kindOf(chunk: Uint8Array | string): "text" | "binary" {
-  return typeof chunk === "string" ? "text" : "binary";
-}
-
-function describe(value: unknown): string {
-  if (value === null) return "null";
-  if (typeof value === "object") {
-    return `a ${value.constructor?.name ?? "object"}`;
-  }
-  return `a ${typeof value}`;
 }
 
 function equal(a: Uint8Array, b: Uint8Array): boolean {

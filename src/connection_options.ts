@@ -9,6 +9,8 @@
 
 import { randomMaskSource } from "./mask.ts";
 import { type PayloadBuffers, plainPayloadBuffers } from "./payload_buffers.ts";
+import type { Address } from "./address.ts";
+import type { ExtensionOffer } from "./handshake_headers.ts";
 import {
   DEFAULT_MAX_FRAGMENTS,
   DEFAULT_MAX_MESSAGE_SIZE,
@@ -189,3 +191,136 @@ function checkFunction(name: string, value: unknown): void {
     throw new TypeError(`${name} must be a function, got ${typeof value}`);
   }
 }
+
+/**
+ * What can be sent: a string (text), bytes (binary), or a stream or async
+ * iterable of chunks, sent as one fragmented message without buffering it
+ * whole (strings make it a text message, bytes a binary one).
+ *
+ * @example
+ * ```ts
+ * import type { Sendable } from "@wsstream/wsstream";
+ * const messages: Sendable[] = ["hi", new Uint8Array([1]), ReadableStream.from(["a", "b"])];
+ * ```
+ */
+export type Sendable =
+  | string
+  | ArrayBuffer
+  | ArrayBufferView
+  | ReadableStream<Uint8Array | string>
+  | AsyncIterable<Uint8Array | string>;
+
+/**
+ * Options for `WebSocketConnection.send` and
+ * `WebSocketConnection.openMessage`.
+ *
+ * @example
+ * ```ts
+ * import type { SendOptions } from "@wsstream/wsstream";
+ * const asText: SendOptions = { type: "text" };
+ * ```
+ */
+export interface SendOptions {
+  /** Send bytes as text (they must be UTF-8), or a string as binary (its UTF-8). */
+  type?: "text" | "binary" | undefined;
+}
+
+/**
+ * What `close()` takes: the close code and reason, named as WHATWG's
+ * `WebSocketStream.close()` names them.
+ *
+ * @example
+ * ```ts
+ * import type { CloseOptions } from "@wsstream/wsstream";
+ * const options: CloseOptions = { closeCode: 4000, reason: "done" };
+ * ```
+ */
+export interface CloseOptions {
+  /** The close code (default 1000). */
+  closeCode?: number | undefined;
+  /** The reason (default: the code's standard reason); at most 123 bytes of UTF-8. */
+  reason?: string | undefined;
+}
+
+/**
+ * What a connection is told of its handshake, with the options that shape
+ * it: what `WebSocketConnection`'s constructor takes (`takeover`'s
+ * options, less where to keep it).
+ *
+ * @example
+ * ```ts
+ * import type { ConnectionSetup } from "@wsstream/wsstream";
+ * const setup: ConnectionSetup = { role: "server", protocol: "chat", path: "/chat" };
+ * ```
+ */
+export interface ConnectionSetup extends ConnectionOptions {
+  /** Our end: `client` masks what it sends, `server` expects masked frames. */
+  role: Role;
+  /** Bytes already read past the handshake: the first frames. */
+  head?: Uint8Array | undefined;
+  /** The subprotocol agreed in the handshake ("" for none). */
+  protocol?: string | undefined;
+  /** The extensions agreed in the handshake. */
+  extensions?: ExtensionOffer[] | undefined;
+  /** The request path (and query) of the handshake. */
+  path?: string | undefined;
+}
+
+/**
+ * A snapshot of a connection's state and counters.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectionInfo } from "@wsstream/wsstream";
+ * function describe(info: ConnectionInfo): string {
+ *   return `${info.role} ${info.state} ${info.remoteAddr?.hostname}:${info.remoteAddr?.port}`;
+ * }
+ * ```
+ */
+export interface ConnectionInfo {
+  /** `client` or `server`. */
+  role: Role;
+  /** Where the connection stands. */
+  state: ConnectionState;
+  /** Our address, if on a socket. */
+  localAddr: Address | null;
+  /** The peer's address, if on a socket. */
+  remoteAddr: Address | null;
+  /** The agreed subprotocol ("" for none). */
+  protocol: string;
+  /** The agreed extensions. */
+  extensions: ExtensionOffer[];
+  /** The request path and query of the handshake. */
+  path: string;
+  /** Bytes received, frame headers included. */
+  bytesReceived: number;
+  /** Bytes sent, frame headers included. */
+  bytesSent: number;
+  /** Whole messages received. */
+  messagesReceived: number;
+  /** Whole messages sent. */
+  messagesSent: number;
+}
+
+/** Throws a TypeError unless `type` is a message type (or not given). */
+export function checkType(type: unknown): void {
+  if (type !== undefined && type !== "text" && type !== "binary") {
+    throw new TypeError(
+      `Invalid message type ${JSON.stringify(type)}: use "text" or "binary"`,
+    );
+  }
+}
+
+/**
+ * The connection's life: `open` (messages flow both ways), `closing` (a
+ * close frame was sent or received; the close handshake is under way),
+ * `closed`. A connection exists only once its opening handshake is done, so
+ * there is no `connecting`.
+ *
+ * @example
+ * ```ts
+ * import type { ConnectionState } from "@wsstream/wsstream";
+ * const state: ConnectionState = "open";
+ * ```
+ */
+export type ConnectionState = "open" | "closing" | "closed";

@@ -108,8 +108,11 @@ export class ProtocolError extends WebSocketError {
 
 /**
  * The opening handshake failed. On a server, `status` is the HTTP status the
- * request was refused with; on a client, the status the server answered with
- * (0 when there was no valid HTTP response at all), and `body` what it said.
+ * request is refused with, and `headers` and `body` what goes with it (the
+ * message never does: it may name server details; without a body, the
+ * status's reason phrase is sent). On a client, the status the server
+ * answered with (0 when there was no valid HTTP response at all), and
+ * `headers` and `body` what it sent.
  *
  * @example A refusal carries its HTTP status
  * ```ts
@@ -125,7 +128,7 @@ export class HandshakeError extends WebSocketError {
   readonly status: number;
   /** Extra response headers that go with the refusal, or that the server sent. */
   readonly headers: Headers;
-  /** The response body the server sent with a refusal (client side), if any. */
+  /** The refusal's body: what a server sends, or what the server sent ("" for none). */
   readonly body: string;
 
   /**

@@ -9,13 +9,13 @@ import { Link, LinkedList } from "./_linked_list.ts";
 import { readHead } from "./_read_head.ts";
 import { DEFAULT_MAX_BODY_SIZE, serveFallback } from "./_http_fallback.ts";
 import { channelOf } from "./stream_channel.ts";
-import {
-  type CloseInfo,
-  type CloseOptions,
-  openConnection,
-  OpenConnections,
-  type WebSocketConnection,
+import type {
+  CloseInfo,
+  CloseOptions,
+  WebSocketConnection,
 } from "./connection.ts";
+import { OpenConnections } from "./open_connections.ts";
+import { takeoverWith } from "./takeover.ts";
 import {
   type ConnectionOptions,
   type ConnectionSettings,
@@ -367,8 +367,9 @@ async function listenAndServe(
     const deadline = deadlines.add(transport);
     const channel = channelOf(transport);
     let upgraded = false;
-    // Set while a hook (fallback, onUpgrade) or what it returned is being
-    // run: only an error thrown then is a server bug for onError and a 500.
+    // Set while onUpgrade or what it returned is being run: only an error
+    // thrown then is a server bug for onError and a 500 (the fallback keeps
+    // its own account, in _http_fallback.ts).
     // Any other error here comes from the socket (a reset, a client's failed
     // TLS handshake, which Deno reports on the first read): the client's
     // doing, so the connection is just closed.
@@ -441,7 +442,7 @@ async function listenAndServe(
       channel.write(accepted);
       handshake.unlink();
       upgraded = true;
-      const connection = openConnection(transport, {
+      const connection = takeoverWith(transport, {
         role: "server",
         head: read.rest,
         protocol,

@@ -288,7 +288,7 @@ describe(`connect() over ${runtimeName()} sockets`, () => {
 
   test(
     "connect throws TypeError before any I/O for an invalid URL, another scheme or a fragment",
-    bounded(async () => {
+    () => {
       const { transport, calls } = fakeTransport();
       for (
         const url of [
@@ -309,7 +309,7 @@ describe(`connect() over ${runtimeName()} sockets`, () => {
         );
       }
       assert.equal(calls.length, 0, "the transport was asked to connect");
-    }),
+    },
   );
 
   test(
@@ -363,7 +363,7 @@ describe(`connect() over ${runtimeName()} sockets`, () => {
 
   test(
     "connect throws RangeError at the call for a non-positive handshakeTimeout or connection limit",
-    bounded(async () => {
+    () => {
       const { transport, calls } = fakeTransport();
       for (const handshakeTimeout of [0, -1, NaN, Infinity]) {
         assert.throws(
@@ -387,7 +387,7 @@ describe(`connect() over ${runtimeName()} sockets`, () => {
         );
       }
       assert.equal(calls.length, 0);
-    }),
+    },
   );
 
   // ---- headers and subprotocols ----
@@ -414,7 +414,7 @@ describe(`connect() over ${runtimeName()} sockets`, () => {
 
   test(
     "connect throws TypeError for headers the handshake sets itself",
-    bounded(async () => {
+    () => {
       const { transport, calls } = fakeTransport();
       for (
         const headers of [
@@ -432,7 +432,7 @@ describe(`connect() over ${runtimeName()} sockets`, () => {
         );
       }
       assert.equal(calls.length, 0);
-    }),
+    },
   );
 
   test(

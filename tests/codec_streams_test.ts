@@ -96,14 +96,22 @@ const frame = (
   fin = true,
 ): Frame => ({ fin, rsv: 0, opcode, payload });
 
-/** Asserts that `promise` rejects with a ProtocolError carrying `closeCode`. */
+/**
+ * Asserts that `promise` rejects as a connection's iteration does after a
+ * protocol failure: a ConnectionClosedError carrying `closeCode`, its cause
+ * the ProtocolError.
+ */
 async function rejectsWith(
   promise: Promise<unknown>,
   closeCode: number,
 ): Promise<void> {
   await assert.rejects(
     within(2_000, promise),
-    (error) => error instanceof ProtocolError && error.closeCode === closeCode,
+    (error) =>
+      error instanceof ConnectionClosedError &&
+      error.closeCode === closeCode && !error.wasClean &&
+      error.cause instanceof ProtocolError &&
+      error.cause.closeCode === closeCode,
   );
 }
 

@@ -9,7 +9,8 @@
 import { test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "../src/client.ts";
-import { takeover, type WebSocketConnection } from "../src/connection.ts";
+import type { WebSocketConnection } from "../src/connection.ts";
+import { takeover } from "../src/takeover.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { serve } from "../src/server.ts";
 

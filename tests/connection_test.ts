@@ -13,14 +13,13 @@
  */
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
-import {
-  type CloseInfo,
-  OpenConnections,
-  type Sendable,
-  takeover,
-  type TakeoverOptions,
-  type WebSocketConnection,
+import type {
+  CloseInfo,
+  Sendable,
+  WebSocketConnection,
 } from "../src/connection.ts";
+import { OpenConnections } from "../src/open_connections.ts";
+import { takeover, type TakeoverOptions } from "../src/takeover.ts";
 import type { ByteChannel } from "../src/byte_channel.ts";
 import { ConnectionClosedError, ProtocolError } from "../src/errors.ts";
 import { runScript } from "./reliability/_child.ts";

@@ -7,11 +7,9 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "../src/client.ts";
-import {
-  OpenConnections,
-  takeover,
-  type WebSocketConnection,
-} from "../src/connection.ts";
+import type { WebSocketConnection } from "../src/connection.ts";
+import { OpenConnections } from "../src/open_connections.ts";
+import { takeover } from "../src/takeover.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { serve } from "../src/server.ts";
 import { bounded, within } from "./_wait.ts";

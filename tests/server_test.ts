@@ -413,7 +413,7 @@ describe(`serve() over ${runtimeName()} sockets`, () => {
 
   test(
     "serve checks its arguments at the call, before listening",
-    bounded(async () => {
+    () => {
       const handler = () => {};
       const base = { hostname: HOST, port: 0 };
       assert.throws(
@@ -443,7 +443,7 @@ describe(`serve() over ${runtimeName()} sockets`, () => {
           RangeError,
         );
       }
-    }),
+    },
   );
 
   test(

@@ -17,12 +17,8 @@
 import { afterEach, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { connect } from "../../src/client.ts";
-import {
-  type CloseInfo,
-  takeover,
-  type TakeoverOptions,
-  type WebSocketConnection,
-} from "../../src/connection.ts";
+import type { CloseInfo, WebSocketConnection } from "../../src/connection.ts";
+import { takeover, type TakeoverOptions } from "../../src/takeover.ts";
 import { ConnectionClosedError } from "../../src/errors.ts";
 import type { Message } from "../../src/protocol.ts";
 import { runtimeName } from "../../src/runtime.ts";
