@@ -78,7 +78,7 @@ export interface ConnectionEndHost {
   /** The connection's state; the end moves it on. */
   state: ConnectionState;
   /** The running keepalive or drop deadline (the drop replaces keepalive's). */
-  deadline: Deadline<ConnectionEnd> | Deadline<unknown> | null;
+  deadline: Deadline<unknown> | null;
   /** Messages received and not yet taken by the application. */
   readonly queued: number;
   /** Whether the application stopped reading, or the inbox ended. */
