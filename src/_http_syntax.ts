@@ -1,6 +1,6 @@
 /**
  * HTTP's character classes and the small helpers that go with them, shared
- * by the head parser and writer (`http1.ts`), the handshake
+ * by the head parser and writer (`http1_parse.ts`, `http1_write.ts`), the handshake
  * (`handshake.ts`) and the fallback server (`_http_fallback.ts`). Private:
  * not re-exported by `mod.ts`. It imports nothing of ours, so any of them
  * may import it.

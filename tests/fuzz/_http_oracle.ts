@@ -1,6 +1,6 @@
 /**
  * The fuzzer's oracle for opening handshakes, written from RFC 6455 §4 and
- * RFC 9110/9112, independent of `src/http1.ts` and `src/handshake.ts`.
+ * RFC 9110/9112, independent of `src/http1_parse.ts` and `src/handshake.ts`.
  *
  * It judges a request (as our server must) or a response (as our client
  * must) from its raw bytes, and says which decisions are right:
