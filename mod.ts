@@ -45,6 +45,7 @@ export {
   serve,
   type ServeOptions,
   type ServerRequest,
+  type UpgradeAcceptance,
   type UpgradeDecision,
   type WebSocketServer,
 } from "./src/server.ts";

@@ -51,6 +51,7 @@ import type { Deadline } from "./_deadline_queue.ts";
 import { type KeepaliveHost, scheduleKeepalive } from "./_keepalive.ts";
 import { writeFrames } from "./_write_frames.ts";
 import { Link } from "./_linked_list.ts";
+import { connectionData, controlListenerOf } from "./_connection_data.ts";
 import {
   describe,
   fragmentsWritable,
@@ -184,6 +185,9 @@ let presetSettings: ConnectionSettings | null = null;
  * peer down instead of filling memory, and pings, pongs and close frames are
  * read in turn with messages.
  *
+ * @typeParam Data The type of {@link WebSocketConnection.data}: what a
+ * server's `onUpgrade` attached.
+ *
  * @example Echo every message back
  * ```ts
  * import { type WebSocketConnection } from "@wsstream/wsstream";
@@ -195,7 +199,7 @@ let presetSettings: ConnectionSettings | null = null;
  * }
  * ```
  */
-export class WebSocketConnection {
+export class WebSocketConnection<Data = unknown> {
   readonly #protocol: Protocol;
   /**
    * The protocol's handler, the reader of the channel's bytes, the listener
@@ -308,6 +312,7 @@ export class WebSocketConnection {
     }
     ping(payload: Uint8Array): void {
       this.connection.#settings.onPing?.(payload);
+      controlListenerOf(this.connection)?.ping?.(payload);
     }
     pong(payload: Uint8Array): void {
       this.connection.#onPong(payload);
@@ -496,6 +501,14 @@ export class WebSocketConnection {
       messagesReceived: this.#messagesReceived,
       messagesSent: this.#messagesSent,
     };
+  }
+
+  /**
+   * What the server's `onUpgrade` attached to this connection (`undefined`
+   * for none), typed as `serve` inferred it (like Bun's `ws.data`).
+   */
+  get data(): Data {
+    return connectionData(this) as Data;
   }
 
   /** The agreed subprotocol ("" for none). */
@@ -1023,6 +1036,7 @@ export class WebSocketConnection {
       }
     }
     this.#settings.onPong?.(payload);
+    controlListenerOf(this)?.pong?.(payload);
   }
 
   #closedError(what: string, cause?: unknown): ConnectionClosedError {

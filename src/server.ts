@@ -15,6 +15,7 @@ import type {
   WebSocketConnection,
 } from "./connection.ts";
 import { OpenConnections } from "./open_connections.ts";
+import { attachConnectionData } from "./_connection_data.ts";
 import { takeoverWith } from "./takeover.ts";
 import {
   type ConnectionOptions,
@@ -45,25 +46,63 @@ export const DEFAULT_SERVER_HANDSHAKE_TIMEOUT = 10_000;
 
 /**
  * What {@link ServeOptions.onUpgrade} decides for a request: `false` refuses
- * it with 403; an object accepts it, optionally choosing the subprotocol and
- * adding response headers. (Throw a `HandshakeError` to refuse with another
- * status.)
+ * it with 403; a `Response` (status 400 or more) refuses it with that
+ * status, headers and body; an object accepts it, optionally choosing the
+ * subprotocol, adding response headers and attaching `data` to the
+ * connection ({@link WebSocketConnection.data}). `true` or nothing accepts
+ * it as it is. (Throwing a `HandshakeError` refuses too.)
+ *
+ * When `Data` does not admit `undefined`, an acceptance must carry `data`:
+ * the handler can then read `connection.data` without a check or a cast.
+ *
+ * @typeParam Data What an acceptance attaches to the connection.
  *
  * @example
  * ```ts
  * import type { UpgradeDecision } from "@wsstream/wsstream";
  * const accept: UpgradeDecision = { protocol: "chat", headers: { "X-Room": "lobby" } };
+ * const withUser: UpgradeDecision<{ user: string }> = { data: { user: "ann" } };
+ * const refuse: UpgradeDecision = new Response("Log in first", { status: 401 });
  * ```
  */
-export type UpgradeDecision =
-  | boolean
-  | void
-  | {
+export type UpgradeDecision<Data = undefined> =
+  | false
+  | Response
+  | UpgradeAcceptance<Data>
+  | (undefined extends Data ? true | void : never);
+
+/**
+ * An accepting {@link UpgradeDecision}: the subprotocol, extra headers for
+ * the 101 response, and the connection's data (required when `Data` does
+ * not admit `undefined`).
+ *
+ * @typeParam Data What it attaches to the connection.
+ *
+ * @example
+ * ```ts
+ * import type { UpgradeAcceptance } from "@wsstream/wsstream";
+ * const accept: UpgradeAcceptance<{ room: string }> = {
+ *   protocol: "chat",
+ *   headers: { "X-Room": "lobby" },
+ *   data: { room: "lobby" },
+ * };
+ * ```
+ */
+export type UpgradeAcceptance<Data = undefined> =
+  & {
     /** The subprotocol to agree on; must be one the client offered. */
     protocol?: string;
     /** Extra headers for the 101 response. */
     headers?: HeadersInit;
-  };
+  }
+  & (undefined extends Data ? {
+      /** Attached to the connection as `connection.data`. */
+      data?: Data;
+    }
+    : {
+      /** Attached to the connection as `connection.data`. */
+      data: Data;
+    });
 
 /**
  * An upgrade request as the handler sees it: the parsed handshake and the
@@ -96,7 +135,7 @@ export interface ServerRequest extends UpgradeRequest {
  * };
  * ```
  */
-export interface ServeOptions extends ConnectionOptions {
+export interface ServeOptions<Data = unknown> extends ConnectionOptions {
   /** The address to listen on (default `0.0.0.0`). */
   hostname?: string | undefined;
   /** The port to listen on (default 8000; 0 picks a free one, see `server.addr`). */
@@ -111,12 +150,18 @@ export interface ServeOptions extends ConnectionOptions {
    */
   protocols?: readonly string[] | undefined;
   /**
-   * The deferred upgrade: inspect the request before accepting it. Return
-   * `false` to refuse with 403, an object to accept with a chosen subprotocol
-   * or extra headers, or throw a `HandshakeError` to refuse with its status.
+   * The deferred upgrade: inspect the request (and await anything, a
+   * session lookup say) before accepting it. Return `false` to refuse with
+   * 403, a `Response` to refuse with its status, headers and body, an
+   * object to accept with a chosen subprotocol, extra headers or the
+   * connection's `data` (its type is `Data`, which flows to the handler's
+   * `connection.data`), or throw a `HandshakeError` to refuse with its
+   * status.
    */
   onUpgrade?:
-    | ((request: ServerRequest) => UpgradeDecision | Promise<UpgradeDecision>)
+    | ((
+      request: ServerRequest,
+    ) => UpgradeDecision<Data> | Promise<UpgradeDecision<Data>>)
     | undefined;
   /**
    * Answers plain HTTP requests (those without `Upgrade: websocket`), as a
@@ -151,7 +196,8 @@ export interface ServeOptions extends ConnectionOptions {
 }
 
 /**
- * Handles one accepted connection. When it throws or rejects, the error goes
+ * Handles one accepted connection (`Data` is what `onUpgrade` attached to
+ * it, as `connection.data`). When it throws or rejects, the error goes
  * to `onError` and the connection, if still open, is closed with 1011; a
  * `ConnectionClosedError` thrown because the connection closed (a peer that
  * went away, cleanly or not) ends the handler quietly.
@@ -164,8 +210,8 @@ export interface ServeOptions extends ConnectionOptions {
  * };
  * ```
  */
-export type ConnectionHandler = (
-  connection: WebSocketConnection,
+export type ConnectionHandler<Data = unknown> = (
+  connection: WebSocketConnection<Data>,
   request: ServerRequest,
 ) => void | Promise<void>;
 
@@ -181,13 +227,15 @@ export type ConnectionHandler = (
  * }
  * ```
  */
-export interface WebSocketServer {
+export interface WebSocketServer<Data = unknown> {
   /** The bound address (the real port when 0 was asked for). */
   readonly addr: Address;
   /** The open connections. */
-  readonly connections: ReadonlySet<WebSocketConnection>;
+  readonly connections: ReadonlySet<WebSocketConnection<Data>>;
   /** The open connections whose peer matches `hostname` and/or `port`. */
-  find(peer: { hostname?: string; port?: number }): WebSocketConnection[];
+  find(
+    peer: { hostname?: string; port?: number },
+  ): WebSocketConnection<Data>[];
   /**
    * Stops accepting, sends every connection a close frame (default 1001
    * "Going away"), waits for their close handshakes (each bounded by its
@@ -213,6 +261,8 @@ class Handshake extends Link {
  * line 414, other oversized heads 431, slow ones 408 after
  * `handshakeTimeout`. Nothing a client sends can throw out of the server.
  *
+ * @typeParam Data What `onUpgrade` attaches to each connection (inferred
+ * from what it returns), read in the handler as `connection.data`.
  * @param options Where to listen, TLS, subprotocols, hooks, limits.
  * @param handler Called with each connection and its request.
  * @returns The running server.
@@ -227,11 +277,33 @@ class Handshake extends Link {
  * console.log(`listening on ws://127.0.0.1:${server.addr.port}`);
  * await server.close();
  * ```
+ *
+ * @example Typed data from a deferred upgrade
+ * ```ts
+ * import { connect, serve } from "@wsstream/wsstream";
+ * import assert from "node:assert/strict";
+ *
+ * const server = await serve({
+ *   hostname: "127.0.0.1",
+ *   port: 0,
+ *   onUpgrade: async (request) => {
+ *     const user = new URLSearchParams(request.query).get("user");
+ *     if (user === null) return new Response("Who are you?", { status: 401 });
+ *     return { data: { user } }; // awaited lookups may go here
+ *   },
+ * }, async (connection) => {
+ *   await connection.send(`hello ${connection.data.user}`); // a string, no cast
+ *   await connection.close();
+ * });
+ * const client = await connect(`ws://127.0.0.1:${server.addr.port}/?user=ann`);
+ * for await (const message of client) assert.equal(message, "hello ann");
+ * await server.close();
+ * ```
  */
-export function serve(
-  options: ServeOptions,
-  handler: ConnectionHandler,
-): Promise<WebSocketServer> {
+export function serve<Data = unknown>(
+  options: ServeOptions<Data>,
+  handler: ConnectionHandler<Data>,
+): Promise<WebSocketServer<Data>> {
   // Every option is checked here, at the call, before any I/O.
   if (typeof handler !== "function") {
     throw new TypeError(
@@ -268,7 +340,7 @@ export function serve(
     "server",
     runtime.payloadBuffers,
   );
-  return listenAndServe(options, handler, {
+  return listenAndServe<Data>(options, handler, {
     handshakeTimeout,
     refusalTimeout,
     maxBodySize,
@@ -279,9 +351,9 @@ export function serve(
 }
 
 /** {@link serve}, its options checked. */
-async function listenAndServe(
-  options: ServeOptions,
-  handler: ConnectionHandler,
+async function listenAndServe<Data>(
+  options: ServeOptions<Data>,
+  handler: ConnectionHandler<Data>,
   checked: {
     handshakeTimeout: number;
     refusalTimeout: number;
@@ -290,7 +362,7 @@ async function listenAndServe(
     runtime: RuntimeTransports;
     settings: ConnectionSettings;
   },
-): Promise<WebSocketServer> {
+): Promise<WebSocketServer<Data>> {
   const { handshakeTimeout, refusalTimeout, maxBodySize, port, runtime } =
     checked;
   const onError = options.onError ?? ((error) => console.error(error));
@@ -316,7 +388,7 @@ async function listenAndServe(
   const run = (connection: WebSocketConnection, request: ServerRequest) => {
     let running: unknown;
     try {
-      running = handler(connection, request);
+      running = handler(connection as WebSocketConnection<Data>, request);
     } catch (error) {
       return failed(connection, error);
     }
@@ -416,16 +488,19 @@ async function listenAndServe(
       let protocol =
         selectSubprotocol(upgrade.protocols, options.protocols ?? []) ?? "";
       let headers: HeadersInit | undefined;
+      let data: unknown;
       if (options.onUpgrade) {
         inHook = true;
         const decision = await options.onUpgrade(request);
-        inHook = false;
         if (decision === false) {
           throw new HandshakeError("The server refused this request", 403);
         }
+        if (decision instanceof Response) throw await refusalOf(decision);
+        inHook = false;
         if (typeof decision === "object" && decision !== null) {
           if (decision.protocol !== undefined) protocol = decision.protocol;
           if (decision.headers !== undefined) headers = decision.headers;
+          data = decision.data;
         }
       }
       if (closing) throw new HandshakeError("The server is shutting down", 503);
@@ -450,6 +525,7 @@ async function listenAndServe(
         path: upgrade.target,
         openIn: connections, // kept there until closed, without a closure
       }, checked.settings);
+      attachConnectionData(connection, data);
       // Not awaited, and no closure made here: this frame's state (the
       // parsed head) is let go now, not kept with the connection for its
       // whole life.
@@ -495,15 +571,18 @@ async function listenAndServe(
 
   return {
     addr: listener.addr,
-    connections,
+    connections: connections as ReadonlySet<WebSocketConnection<Data>>,
     finished,
     find(peer) {
-      return [...connections].filter((connection) => {
-        const remote = connection.info.remoteAddr;
-        return remote !== null &&
-          (peer.hostname === undefined || remote.hostname === peer.hostname) &&
-          (peer.port === undefined || remote.port === peer.port);
-      });
+      return [...connections as ReadonlySet<WebSocketConnection<Data>>].filter(
+        (connection) => {
+          const remote = connection.info.remoteAddr;
+          return remote !== null &&
+            (peer.hostname === undefined ||
+              remote.hostname === peer.hostname) &&
+            (peer.port === undefined || remote.port === peer.port);
+        },
+      );
     },
     close(closeOptions = {}) {
       // A code or reason that may not be sent throws here, at the call.
@@ -532,4 +611,21 @@ async function listenAndServe(
       return closePromise;
     },
   };
+}
+
+/**
+ * The refusal a `Response` from `onUpgrade` stands for: its status (400 or
+ * more; anything else is a bug in the hook, answered 500), headers and text.
+ */
+async function refusalOf(response: Response): Promise<HandshakeError> {
+  if (response.status < 400) {
+    throw new TypeError(
+      `onUpgrade refused with a Response of status ${response.status}: use 400 to 599`,
+    );
+  }
+  return new HandshakeError(
+    `onUpgrade refused with ${response.status}`,
+    response.status,
+    { headers: response.headers, body: await response.text() },
+  );
 }
