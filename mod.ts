@@ -50,6 +50,10 @@ export {
   type WebSocketServer,
 } from "./src/server.ts";
 
+// Server helpers: globs, and the origin check behind serve's `origins`.
+export { Glob } from "./src/glob.ts";
+export { originAllowed, OriginPolicy } from "./src/origin.ts";
+
 // The connection.
 export {
   type ByteStream,

@@ -7,6 +7,9 @@
  *
  * Environment: `HOSTNAME` (default 127.0.0.1) and `PORT` (default 9001; 0
  * picks a free port, and the line printed at start names the real one).
+ * `ORIGINS`: comma-separated globs of the origins allowed (see `origins` in
+ * `serve`'s options); when set, a handshake whose `Origin` is neither the
+ * server's own nor matched gets 403. Unset, there is no origin check.
  * SIGINT or SIGTERM closes every connection with 1001 and exits.
  *
  * Note that some shells and container runtimes export `HOSTNAME` (the
@@ -24,9 +27,16 @@ if (!Number.isInteger(port) || port < 0 || port > 65535) {
   throw new RangeError(`PORT must be a port number (0 for any), got ${port}`);
 }
 
+const origins = env.ORIGINS === undefined
+  ? undefined
+  : env.ORIGINS.split(",").map((glob) => glob.trim()).filter((glob) =>
+    glob !== ""
+  );
+
 const server = await serve({
   hostname,
   port,
+  origins,
   // Autobahn's largest cases send 16 MiB messages; leave room above them.
   maxMessageSize: 64 * 1024 * 1024,
 }, async (connection) => {

@@ -16,6 +16,8 @@ import type {
 } from "./connection.ts";
 import { OpenConnections } from "./open_connections.ts";
 import { attachConnectionData } from "./_connection_data.ts";
+import { fieldsOf } from "./_header_fields.ts";
+import { OriginPolicy } from "./origin.ts";
 import { takeoverWith } from "./takeover.ts";
 import {
   type ConnectionOptions,
@@ -185,6 +187,16 @@ export interface ServeOptions<Data = unknown> extends ConnectionOptions {
    * and the client gets 413.
    */
   maxBodySize?: number | undefined;
+  /**
+   * Origins allowed to open connections, as globs (see `OriginPolicy`): a
+   * handshake whose `Origin` is neither the server's own nor matched gets
+   * 403 before `onUpgrade` runs; one without `Origin` (not a browser) goes
+   * on. `[]` allows the same origin only, `["*"]` any. Default: no check,
+   * so set it whenever browsers send credentials (cookies, HTTP auth) that
+   * your handler trusts: see "Origins" in the README on cross-site
+   * WebSocket hijacking.
+   */
+  origins?: readonly string[] | undefined;
   /** How long a client may take to send its handshake, in ms (default 10 000); then 408. */
   handshakeTimeout?: number | undefined;
   /** Limits on the request head; over them, 414 (the request line) or 431. */
@@ -334,6 +346,9 @@ export function serve<Data = unknown>(
     throw new RangeError(`Invalid port ${port}: use 0 to 65535`);
   }
   const runtime = options.transport ?? currentRuntime();
+  const originPolicy = options.origins === undefined
+    ? null
+    : new OriginPolicy(options.origins);
   // Resolved once: every connection of this server shares them.
   const settings = connectionSettings(
     options,
@@ -347,6 +362,7 @@ export function serve<Data = unknown>(
     port,
     runtime,
     settings,
+    originPolicy,
   });
 }
 
@@ -361,6 +377,7 @@ async function listenAndServe<Data>(
     port: number;
     runtime: RuntimeTransports;
     settings: ConnectionSettings;
+    originPolicy: OriginPolicy | null;
   },
 ): Promise<WebSocketServer<Data>> {
   const { handshakeTimeout, refusalTimeout, maxBodySize, port, runtime } =
@@ -485,6 +502,14 @@ async function listenAndServe<Data>(
       const request: ServerRequest = Object.assign(upgrade, {
         remoteAddr: transport.remoteAddr,
       });
+      if (checked.originPolicy !== null) {
+        const fields = fieldsOf(upgrade);
+        if (
+          !checked.originPolicy.allows(fields.get("origin"), fields.get("host"))
+        ) {
+          throw new HandshakeError("Origin not allowed", 403);
+        }
+      }
       let protocol =
         selectSubprotocol(upgrade.protocols, options.protocols ?? []) ?? "";
       let headers: HeadersInit | undefined;
