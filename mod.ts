@@ -50,9 +50,16 @@ export {
   type WebSocketServer,
 } from "./src/server.ts";
 
-// Server helpers: globs, and the origin check behind serve's `origins`.
+// Server helpers: globs, the origin check behind serve's `origins`, and
+// modules the core never imports (routing ...).
 export { Glob } from "./src/glob.ts";
 export { originAllowed, OriginPolicy } from "./src/origin.ts";
+export {
+  type RouteHandler,
+  type RouteOptions,
+  Router,
+  type RouteRequest,
+} from "./src/router.ts";
 
 // The connection.
 export {
