@@ -51,9 +51,10 @@ export {
 } from "./src/server.ts";
 
 // Server helpers: globs, the origin check behind serve's `origins`, and
-// modules the core never imports (routing ...).
+// modules the core never imports (routing, dispatch ...).
 export { Glob } from "./src/glob.ts";
 export { originAllowed, OriginPolicy } from "./src/origin.ts";
+export { dispatch, type MessageHandlers } from "./src/dispatch.ts";
 export {
   type RouteHandler,
   type RouteOptions,

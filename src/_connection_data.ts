@@ -31,9 +31,9 @@ export function attachConnectionData(connection: object, value: unknown): void {
 /** Per-connection listeners for the control frames a connection receives. */
 export interface ControlListener {
   /** A ping received (already answered). */
-  ping?(payload: Uint8Array): void;
+  ping?: ((payload: Uint8Array) => void) | undefined;
   /** A pong received. */
-  pong?(payload: Uint8Array): void;
+  pong?: ((payload: Uint8Array) => void) | undefined;
 }
 
 const listeners = new WeakMap<object, ControlListener>();
