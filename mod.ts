@@ -51,10 +51,11 @@ export {
 } from "./src/server.ts";
 
 // Server helpers: globs, the origin check behind serve's `origins`, and
-// modules the core never imports (routing, dispatch ...).
+// modules the core never imports (routing, dispatch, the registry ...).
 export { Glob } from "./src/glob.ts";
 export { originAllowed, OriginPolicy } from "./src/origin.ts";
 export { dispatch, type MessageHandlers } from "./src/dispatch.ts";
+export { type ConnectionQuery, Registry } from "./src/registry.ts";
 export {
   type RouteHandler,
   type RouteOptions,
