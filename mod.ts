@@ -57,6 +57,15 @@ export { originAllowed, OriginPolicy } from "./src/origin.ts";
 export { dispatch, type MessageHandlers } from "./src/dispatch.ts";
 export { type ConnectionQuery, Registry } from "./src/registry.ts";
 export {
+  connectionLogger,
+  consoleSink,
+  Logger,
+  type LoggerOptions,
+  type LogLevel,
+  type LogRecord,
+  type LogSink,
+} from "./src/logger.ts";
+export {
   type RouteHandler,
   type RouteOptions,
   Router,

@@ -18,6 +18,7 @@ import { OpenConnections } from "./open_connections.ts";
 import { attachConnectionData } from "./_connection_data.ts";
 import { fieldsOf } from "./_header_fields.ts";
 import { OriginPolicy } from "./origin.ts";
+import { attachLogger, connectionLogger, type Logger } from "./logger.ts";
 import { takeoverWith } from "./takeover.ts";
 import {
   type ConnectionOptions,
@@ -201,8 +202,20 @@ export interface ServeOptions<Data = unknown> extends ConnectionOptions {
   handshakeTimeout?: number | undefined;
   /** Limits on the request head; over them, 414 (the request line) or 431. */
   headLimits?: Partial<HeadLimits> | undefined;
-  /** Called with errors thrown by the handler or hooks (default: `console.error`). */
+  /**
+   * Called with errors thrown by the handler or hooks (default: the
+   * `logger`'s `error`, else `console.error`).
+   */
   onError?: ((error: unknown) => void) | undefined;
+  /**
+   * Where the server logs (see `Logger`): its life cycle and each
+   * connection's at `debug` (listening, opened, closed, handshakes refused,
+   * shutting down), handler and hook errors at `error`. What peers do in
+   * the ordinary course of things is never logged above `debug`. Each
+   * connection gets a child logger: `connectionLogger(connection)`.
+   * Default: none (errors go to `onError`).
+   */
+  logger?: Logger | undefined;
   /** The transports to use instead of the running runtime's. */
   transport?: RuntimeTransports | undefined;
 }
@@ -382,7 +395,11 @@ async function listenAndServe<Data>(
 ): Promise<WebSocketServer<Data>> {
   const { handshakeTimeout, refusalTimeout, maxBodySize, port, runtime } =
     checked;
-  const onError = options.onError ?? ((error) => console.error(error));
+  const log = options.logger ?? null;
+  const onError = options.onError ??
+    (log === null
+      ? ((error) => console.error(error))
+      : ((error) => log.error("Error in a handler or hook", { error })));
   const connections = new OpenConnections();
   // Linked lists, not sets: see _linked_list.ts.
   const handshaking = new LinkedList<Handshake>();
@@ -551,12 +568,14 @@ async function listenAndServe<Data>(
         openIn: connections, // kept there until closed, without a closure
       }, checked.settings);
       attachConnectionData(connection, data);
+      if (log !== null) logConnection(log, connection);
       // Not awaited, and no closure made here: this frame's state (the
       // parsed head) is let go now, not kept with the connection for its
       // whole life.
       run(connection, request);
     } catch (error) {
       if (upgraded) return;
+      if (log?.enabled("debug")) logRefusal(log, transport, error);
       if (error instanceof HandshakeError && error.status >= 400) {
         await refuse(transport, refusalResponse(error));
       } else if (closing || !inHook) {
@@ -590,6 +609,7 @@ async function listenAndServe<Data>(
     accept(transport).catch(onError);
   });
 
+  log?.debug("Listening", { ...listener.addr });
   let resolveFinished!: () => void;
   const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
   let closePromise: Promise<void> | null = null;
@@ -616,6 +636,7 @@ async function listenAndServe<Data>(
         closeOptions.reason ?? "",
       );
       closePromise ??= (async () => {
+        log?.debug("Shutting down", { connections: connections.size });
         closing = true;
         listener.close();
         deadlines.clear();
@@ -631,6 +652,7 @@ async function listenAndServe<Data>(
           }));
         }
         await Promise.all(all);
+        log?.debug("Shut down");
         resolveFinished();
       })();
       return closePromise;
@@ -653,4 +675,28 @@ async function refusalOf(response: Response): Promise<HandshakeError> {
     response.status,
     { headers: response.headers, body: await response.text() },
   );
+}
+
+/**
+ * Gives `connection` its logger, and logs its opening and its end at
+ * debug; only when debug is on is anything more kept per connection.
+ */
+function logConnection(log: Logger, connection: WebSocketConnection): void {
+  attachLogger(connection, log);
+  if (!log.enabled("debug")) return;
+  const own = connectionLogger(connection);
+  own.debug("Connection opened", { protocol: connection.protocol });
+  connection.closed.then(({ closeCode, reason, wasClean }) =>
+    own.debug("Connection closed", { closeCode, reason, wasClean })
+  );
+}
+
+/** Logs a handshake that did not become a connection, at debug. */
+function logRefusal(log: Logger, transport: Transport, error: unknown): void {
+  const remote = transport.remoteAddr;
+  log.debug("Handshake not accepted", {
+    peer: remote === null ? null : `${remote.hostname}:${remote.port}`,
+    status: error instanceof HandshakeError ? error.status : null,
+    reason: error instanceof Error ? error.message : String(error),
+  });
 }
