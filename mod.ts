@@ -49,6 +49,11 @@ export {
   type UpgradeDecision,
   type WebSocketServer,
 } from "./src/server.ts";
+export {
+  DEFAULT_SHUTDOWN_TIMEOUT,
+  type ShutdownOptions,
+  type ShutdownReport,
+} from "./src/shutdown.ts";
 
 // Server helpers: globs, the origin check behind serve's `origins`, and
 // modules the core never imports (routing, dispatch, the registry ...).

@@ -10,7 +10,9 @@
  * `ORIGINS`: comma-separated globs of the origins allowed (see `origins` in
  * `serve`'s options); when set, a handshake whose `Origin` is neither the
  * server's own nor matched gets 403. Unset, there is no origin check.
- * SIGINT or SIGTERM closes every connection with 1001 and exits.
+ * SIGINT or SIGTERM shuts the server down gracefully (its `signal`): every
+ * connection gets 1001, close handshakes get `SHUTDOWN_TIMEOUT` ms in all
+ * (default 5000), the rest are dropped, and the process exits 0.
  *
  * Note that some shells and container runtimes export `HOSTNAME` (the
  * machine's name); set it explicitly when that is not the address you want.
@@ -33,10 +35,15 @@ const origins = env.ORIGINS === undefined
     glob !== ""
   );
 
+const shutdownTimeout = Number(env.SHUTDOWN_TIMEOUT || "5000");
+const shutdown = new AbortController();
+
 const server = await serve({
   hostname,
   port,
   origins,
+  signal: shutdown.signal,
+  shutdownTimeout,
   // Autobahn's largest cases send 16 MiB messages; leave room above them.
   maxMessageSize: 64 * 1024 * 1024,
 }, async (connection) => {
@@ -58,9 +65,11 @@ console.log(
 );
 
 const signals = ["SIGINT", "SIGTERM"] as const;
-const shutdown = () => {
-  for (const signal of signals) globalThis.process.off(signal, shutdown);
-  // The server then holds nothing that keeps the process alive: it exits 0.
-  void server.close();
+const stop = () => {
+  for (const signal of signals) globalThis.process.off(signal, stop);
+  shutdown.abort();
 };
-for (const signal of signals) globalThis.process.on(signal, shutdown);
+for (const signal of signals) globalThis.process.on(signal, stop);
+// Once shut down, the server holds nothing that keeps the process alive,
+// so it ends by itself; exit explicitly with 0 all the same.
+server.finished.then(() => globalThis.process.exit(0));

@@ -170,6 +170,17 @@ export function connectionLink(
   return linkOf(connection);
 }
 
+let dropOf: (connection: WebSocketConnection) => void;
+
+/**
+ * Closes a connection's socket at once, without a close handshake (or
+ * cutting the one under way short): its `closed` reports 1006. Internal: a
+ * server's shutdown deadline.
+ */
+export function dropConnection(connection: WebSocketConnection): void {
+  dropOf(connection);
+}
+
 /** A connection as an entry of a linked list. */
 export type OpenLink = Link & { readonly connection: WebSocketConnection };
 
@@ -399,6 +410,7 @@ export class WebSocketConnection<Data = unknown> {
       const end = connection.#rare.end;
       return end !== null && end.settled ? null : connection.#events;
     };
+    dropOf = (connection) => connection.#channel.close();
   }
 
   /** The connection's own async iterator (see `[Symbol.asyncIterator]`). */

@@ -9,13 +9,14 @@ import { Link, LinkedList } from "./_linked_list.ts";
 import { readHead } from "./_read_head.ts";
 import { DEFAULT_MAX_BODY_SIZE, serveFallback } from "./_http_fallback.ts";
 import { channelOf } from "./stream_channel.ts";
-import type {
-  CloseInfo,
-  CloseOptions,
-  WebSocketConnection,
-} from "./connection.ts";
+import { dropConnection, type WebSocketConnection } from "./connection.ts";
 import { OpenConnections } from "./open_connections.ts";
 import { attachConnectionData } from "./_connection_data.ts";
+import {
+  DEFAULT_SHUTDOWN_TIMEOUT,
+  type ShutdownOptions,
+  type ShutdownReport,
+} from "./shutdown.ts";
 import { fieldsOf } from "./_header_fields.ts";
 import { OriginPolicy } from "./origin.ts";
 import { attachLogger, connectionLogger, type Logger } from "./logger.ts";
@@ -198,6 +199,16 @@ export interface ServeOptions<Data = unknown> extends ConnectionOptions {
    * WebSocket hijacking.
    */
   origins?: readonly string[] | undefined;
+  /**
+   * Aborting it shuts the server down gracefully, as `server.close()`
+   * does; `server.finished` then resolves with the report.
+   */
+  signal?: AbortSignal | undefined;
+  /**
+   * The one overall deadline of a shutdown, in ms (default 10 000): see
+   * `server.close()`.
+   */
+  shutdownTimeout?: number | undefined;
   /** How long a client may take to send its handshake, in ms (default 10 000); then 408. */
   handshakeTimeout?: number | undefined;
   /** Limits on the request head; over them, 414 (the request line) or 431. */
@@ -262,17 +273,23 @@ export interface WebSocketServer<Data = unknown> {
     peer: { hostname?: string; port?: number },
   ): WebSocketConnection<Data>[];
   /**
-   * Stops accepting, sends every connection a close frame (default 1001
-   * "Going away"), waits for their close handshakes (each bounded by its
-   * `closeTimeout`), and drops handshakes still under way.
+   * Shuts down gracefully: stops accepting; drops handshakes whose request
+   * has not come yet and lets those being decided finish (refused with
+   * 503, or upgraded and then closed with the rest); sends every connection
+   * a close frame (default 1001 "Going away") and waits for their close
+   * handshakes, all within one overall deadline (`timeout`, default the
+   * server's `shutdownTimeout`), then drops what is left. Resolves with how
+   * many ended which way; a second call gets the first one's report.
    */
-  close(options?: CloseOptions): Promise<void>;
-  /** Resolves once `close()` has finished. */
-  readonly finished: Promise<void>;
+  close(options?: ShutdownOptions): Promise<ShutdownReport>;
+  /** Resolves once a shutdown (by `close()` or `signal`) has finished. */
+  readonly finished: Promise<ShutdownReport>;
 }
 
 /** A handshake under way, in the server's list of them. */
 class Handshake extends Link {
+  /** Whether its request head has been read (it is being decided). */
+  headRead = false;
   constructor(readonly transport: Transport) {
     super();
   }
@@ -343,6 +360,15 @@ export function serve<Data = unknown>(
   // A refusal ends the connection: it gets as long as a close (the
   // connection's closeTimeout, default 10 s) to go out.
   const refusalTimeout = options.closeTimeout ?? 10_000;
+  checkTimeout(
+    "shutdownTimeout",
+    options.shutdownTimeout ?? DEFAULT_SHUTDOWN_TIMEOUT,
+  );
+  if (
+    options.signal !== undefined && !(options.signal instanceof AbortSignal)
+  ) {
+    throw new TypeError("signal must be an AbortSignal");
+  }
   if (!(handshakeTimeout > 0) || !Number.isFinite(handshakeTimeout)) {
     throw new RangeError(
       `handshakeTimeout must be a positive number, got ${handshakeTimeout}`,
@@ -404,6 +430,8 @@ async function listenAndServe<Data>(
   // Linked lists, not sets: see _linked_list.ts.
   const handshaking = new LinkedList<Handshake>();
   let closing = false;
+  let handshakesRefused = 0;
+  let handshakesDone: (() => void) | null = null;
 
   // A handler that ends because its connection closed (its iteration or a
   // send threw ConnectionClosedError) is normal life for a server: a peer
@@ -513,6 +541,9 @@ async function listenAndServe<Data>(
         requestHead = upgrade.head;
         read = { head: read.head, rest: upgrade.rest };
       }
+      // Being decided from here: a shutdown lets it finish (plain HTTP on
+      // the fallback, above, is dropped as before).
+      handshake.headRead = true;
       const upgrade = validateClientRequest(requestHead);
       // Not a spread: that would read upgrade.headers, which is made only
       // when a hook or the handler reads it.
@@ -575,6 +606,9 @@ async function listenAndServe<Data>(
       run(connection, request);
     } catch (error) {
       if (upgraded) return;
+      if (closing && error instanceof HandshakeError && error.status === 503) {
+        handshakesRefused++;
+      }
       if (log?.enabled("debug")) logRefusal(log, transport, error);
       if (error instanceof HandshakeError && error.status >= 400) {
         await refuse(transport, refusalResponse(error));
@@ -592,6 +626,7 @@ async function listenAndServe<Data>(
       }
     } finally {
       handshake.unlink();
+      if (closing && handshaking.size === 0) handshakesDone?.();
     }
   };
 
@@ -610,11 +645,15 @@ async function listenAndServe<Data>(
   });
 
   log?.debug("Listening", { ...listener.addr });
-  let resolveFinished!: () => void;
-  const finished = new Promise<void>((resolve) => (resolveFinished = resolve));
-  let closePromise: Promise<void> | null = null;
+  // Not a closure over the server object: it is made below.
+  const onAbort = () => void server.close().catch(onError);
+  let resolveFinished!: (report: ShutdownReport) => void;
+  const finished = new Promise<ShutdownReport>((resolve) =>
+    resolveFinished = resolve
+  );
+  let closePromise: Promise<ShutdownReport> | null = null;
 
-  return {
+  const server: WebSocketServer<Data> = {
     addr: listener.addr,
     connections: connections as ReadonlySet<WebSocketConnection<Data>>,
     finished,
@@ -630,34 +669,96 @@ async function listenAndServe<Data>(
       );
     },
     close(closeOptions = {}) {
-      // A code or reason that may not be sent throws here, at the call.
+      // A code, reason or timeout that may not be used throws here, at the call.
       encodeClosePayload(
         closeOptions.closeCode ?? 1001,
         closeOptions.reason ?? "",
       );
+      const timeout = closeOptions.timeout ?? options.shutdownTimeout ??
+        DEFAULT_SHUTDOWN_TIMEOUT;
+      checkTimeout("timeout", timeout);
       closePromise ??= (async () => {
         log?.debug("Shutting down", { connections: connections.size });
         closing = true;
+        options.signal?.removeEventListener("abort", onAbort);
         listener.close();
         deadlines.clear();
-        for (const { transport } of [...handshaking]) transport.close();
+        const report: ShutdownReport = {
+          connections: 0,
+          clean: 0,
+          unclean: 0,
+          dropped: 0,
+          handshakesRefused: 0,
+          handshakesDropped: 0,
+        };
+        let timer: ReturnType<typeof setTimeout> | undefined;
+        const deadline = new Promise<void>((resolve) =>
+          timer = setTimeout(resolve, timeout)
+        );
+        // Handshakes whose request has not come are dropped; those being
+        // decided finish (503 at the check after onUpgrade, or upgraded
+        // into `connections`, closed below with the rest).
+        for (const handshake of [...handshaking]) {
+          if (handshake.headRead) continue;
+          handshake.unlink();
+          handshake.transport.close();
+          report.handshakesDropped++;
+        }
+        if (handshaking.size > 0) {
+          await Promise.race([
+            new Promise<void>((resolve) => (handshakesDone = resolve)),
+            deadline,
+          ]);
+          for (const { transport } of [...handshaking]) {
+            transport.close();
+            report.handshakesDropped++;
+          }
+        }
+        report.handshakesRefused = handshakesRefused;
         const closeCode = closeOptions.closeCode ?? 1001;
-        const all: Promise<CloseInfo>[] = [];
+        const pending = new Set<WebSocketConnection>();
+        const all: Promise<void>[] = [];
         for (const connection of connections) {
-          all.push(connection.close({
-            closeCode,
-            ...(closeOptions.reason === undefined
-              ? {}
-              : { reason: closeOptions.reason }),
-          }));
+          report.connections++;
+          pending.add(connection);
+          all.push(
+            connection.close({
+              closeCode,
+              ...(closeOptions.reason === undefined
+                ? {}
+                : { reason: closeOptions.reason }),
+            }).then(({ wasClean }) => {
+              if (!pending.delete(connection)) return; // dropped
+              if (wasClean) report.clean++;
+              else report.unclean++;
+            }),
+          );
+        }
+        await Promise.race([Promise.all(all), deadline]);
+        clearTimeout(timer);
+        for (const connection of [...pending]) {
+          pending.delete(connection);
+          dropConnection(connection);
+          report.dropped++;
         }
         await Promise.all(all);
-        log?.debug("Shut down");
-        resolveFinished();
+        log?.debug("Shut down", { ...report });
+        resolveFinished(report);
+        return report;
       })();
       return closePromise;
     },
   };
+  if (options.signal?.aborted) onAbort();
+  else options.signal?.addEventListener("abort", onAbort, { once: true });
+  return server;
+}
+
+/** Throws a RangeError unless `ms` is a positive finite number of ms. */
+function checkTimeout(name: string, ms: number): void {
+  if (!(ms > 0) || !Number.isFinite(ms)) {
+    throw new RangeError(`${name} must be a positive number of ms, got ${ms}`);
+  }
 }
 
 /**
