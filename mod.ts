@@ -61,6 +61,10 @@ export { Glob } from "./src/glob.ts";
 export { originAllowed, OriginPolicy } from "./src/origin.ts";
 export { dispatch, type MessageHandlers } from "./src/dispatch.ts";
 export { type ConnectionQuery, Registry } from "./src/registry.ts";
+export type {
+  PortableConnection,
+  PortableHandler,
+} from "./src/adapters/native_connection.ts";
 export {
   connectionLogger,
   consoleSink,
