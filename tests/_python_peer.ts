@@ -3,14 +3,22 @@
  * `python3-websockets` under `/usr/bin/python3` (not the `python3` on PATH).
  * `PYTHON_PEER` is `null` when it is absent, and tests skip with that reason.
  */
-import { spawn } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import { existsSync } from "node:fs";
 
 const PYTHON = "/usr/bin/python3";
 
 /** Why the python peer cannot run, or `null` when it can. */
 export const PYTHON_PEER_MISSING: string | null = (() => {
-  if (!existsSync(PYTHON)) return `${PYTHON} is absent`;
+  if (!existsSync(PYTHON)) {
+    return `${PYTHON} is absent (install Debian's python3-websockets)`;
+  }
+  const probe = spawnSync(PYTHON, ["-c", "import websockets"], {
+    stdio: "ignore",
+  });
+  if (probe.status !== 0) {
+    return `${PYTHON} has no websockets module (install python3-websockets)`;
+  }
   return null;
 })();
 
