@@ -70,6 +70,19 @@ export type {
 } from "./src/connection_options.ts";
 export type { Message, Role } from "./src/protocol.ts";
 
+// Topics, shared between processes through a broker.
+export {
+  type Broker,
+  type DropEvent,
+  matchTopic,
+  PubSub,
+  type PubSubOptions,
+  type PubSubStats,
+  type SlowSubscriberPolicy,
+  type TopicListener,
+  type TopicPolicy,
+} from "./src/pubsub.ts";
+
 // Errors (the tree, and when they are thrown, at the top of src/errors.ts).
 export {
   ConnectionClosedError,

@@ -169,6 +169,38 @@ export function connectionLink(
   return linkOf(connection);
 }
 
+/**
+ * Sends a frame encoded once for many connections (`PubSub.publish`)
+ * through the connection's ordered send path: after every send before it,
+ * corked with the rest, never while a fragmented message is going out, and
+ * only while the connection may still send (a close frame not yet sent or
+ * received). Returns `null` when this connection cannot take shared bytes: a
+ * client masks every frame with its own key (RFC 6455 §5.3), and an agreed
+ * extension (permessage-deflate) transforms each message with the
+ * connection's own context; the caller then sends the message itself.
+ * Internal to pubsub.ts.
+ */
+export function sendEncoded(
+  connection: WebSocketConnection,
+  frame: Uint8Array,
+): Promise<void> | null {
+  return sendEncodedOf(connection, frame);
+}
+let sendEncodedOf: (
+  connection: WebSocketConnection,
+  frame: Uint8Array,
+) => Promise<void> | null;
+
+/**
+ * The bytes a connection has taken and not yet written to its socket
+ * (corked, and buffered by its transport): how far behind its peer is.
+ * Internal to pubsub.ts.
+ */
+export function pendingBytes(connection: WebSocketConnection): number {
+  return pendingBytesOf(connection);
+}
+let pendingBytesOf: (connection: WebSocketConnection) => number;
+
 /** A connection as an entry of a linked list. */
 export type OpenLink = Link & { readonly connection: WebSocketConnection };
 
@@ -390,6 +422,12 @@ export class WebSocketConnection {
   };
 
   static {
+    sendEncodedOf = (connection, frame) => connection.#sendEncoded(frame);
+    pendingBytesOf = (connection) =>
+      connection.#corkedBytes + connection.#channel.bufferedAmount;
+  }
+
+  static {
     linkOf = (connection) => {
       const end = connection.#rare.end;
       return end !== null && end.settled ? null : connection.#events;
@@ -605,6 +643,33 @@ export class WebSocketConnection {
         );
       }
     }, gate);
+  }
+
+  /** See {@link sendEncoded}. */
+  #sendEncoded(frame: Uint8Array): Promise<void> | null {
+    if (
+      this.#protocol.role !== "server" || this.#rare.extensions.length > 0
+    ) return null;
+    const write = (): void => {
+      // The protocol's own check: no frame after a close frame (RFC 6455
+      // §5.5.1: "the endpoint MUST NOT send any more data frames").
+      if (this.#protocol.state !== "open") throw this.#closedError("send");
+      this.#write(frame);
+      this.#messagesSent++;
+    };
+    if (this.#sendsQueued === 0 && this.#state === "open") {
+      try {
+        write();
+        if (this.#hasRoom()) return resolved;
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return this.#flush();
+    }
+    return this.#enqueueSend(async () => {
+      write();
+      if (!this.#hasRoom()) await this.#flush();
+    });
   }
 
   /**
