@@ -83,6 +83,12 @@ export {
   type TopicPolicy,
 } from "./src/pubsub.ts";
 
+export {
+  RedisBroker,
+  type RedisBrokerOptions,
+  type RedisBrokerStats,
+} from "./src/redis_broker.ts";
+
 // Errors (the tree, and when they are thrown, at the top of src/errors.ts).
 export {
   ConnectionClosedError,
