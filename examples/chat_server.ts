@@ -115,6 +115,18 @@ topics.listen("rooms/*", (_topic, data) => {
     else room.present.delete(event.name);
   }
 });
+if (broker) {
+  // Listen only once the rooms are shared (a join published before would
+  // reach no other process), but not wait forever for a Redis that is down:
+  // the broker keeps trying, and counts what is lost meanwhile.
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const up = await Promise.race([
+    broker.ready.then(() => true),
+    new Promise<false>((resolve) => timer = setTimeout(resolve, 5000, false)),
+  ]);
+  clearTimeout(timer);
+  if (!up) console.warn(`Redis at ${redisUrl} is not answering yet`);
+}
 const publish = (event: ChatEvent) =>
   topics.publish(`rooms/${event.room}`, JSON.stringify(event));
 
