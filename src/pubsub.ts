@@ -342,7 +342,10 @@ export class PubSub {
     if (this.#broker !== null) {
       const started = this.#broker.start((topic, message) => {
         this.#stats.received++;
-        void this.#fanOut(topic, message).catch(() => {});
+        // Nobody awaits these: a listener's error is logged, not lost.
+        this.#fanOut(topic, message).catch((error) =>
+          console.error("PubSub: a listener threw", error)
+        );
       });
       if (started instanceof Promise) started.catch(() => {});
     }
@@ -486,8 +489,9 @@ export class PubSub {
    * @param message Text as a string, binary as bytes.
    * @returns Resolves once every local subscriber's send path has taken it,
    * including, under the `wait` policy, a slow one's transport draining.
-   * It never rejects for a subscriber's failure (those are counted in
-   * `stats.failed`).
+   * It never rejects for a connection's failure (those are counted in
+   * `stats.failed`); it rejects with a listener's error, once every other
+   * subscriber has the message.
    * @throws {TypeError} for a message that is not a string or bytes.
    * @throws {RangeError} for an empty topic.
    *
@@ -587,10 +591,16 @@ export class PubSub {
     const failed = () => {
       stats.failed++;
     };
+    let thrown: { error: unknown } | null = null;
     for (const subscriber of subscribers) {
       if (typeof subscriber === "function") {
         stats.delivered++;
-        subscriber(topic, message);
+        try {
+          subscriber(topic, message);
+        } catch (error) {
+          // The other subscribers still get it; publish then rejects.
+          thrown ??= { error };
+        }
         continue;
       }
       if (subscriber.state !== "open") continue;
@@ -614,6 +624,7 @@ export class PubSub {
       stats.delivered++;
       (waits ??= []).push(sent.catch(failed));
     }
+    if (thrown !== null) return Promise.reject(thrown.error);
     return waits === null ? Promise.resolve() : Promise.all(waits).then(
       () => {},
     );

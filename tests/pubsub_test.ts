@@ -357,3 +357,16 @@ describe("PubSub over sockets", () => {
     }),
   );
 });
+
+describe("PubSub listeners", () => {
+  test("one that throws: the others still get it, publish rejects", async () => {
+    const topics = new PubSub();
+    const heard: string[] = [];
+    topics.listen("t", () => {
+      throw new Error("listener bug");
+    });
+    topics.listen("t", (_t, m) => heard.push(String(m)));
+    await assert.rejects(topics.publish("t", "x"), /listener bug/);
+    assert.deepEqual(heard, ["x"]);
+  });
+});
