@@ -1036,7 +1036,14 @@ export class WebSocketConnection {
     this.#reading = false;
     const end = this.#rare.end;
     if (end !== null && (end.info !== null || end.failing !== null)) return;
-    if (bytes === null) return this.#end.ended();
+    if (bytes === null) {
+      const pipeline = this.#rare.pipeline;
+      // The end of the stream comes after the messages still transforming.
+      if (pipeline !== null && pipeline.pending > 0) {
+        return pipeline.inOrder(() => null, () => this.#end.ended(), () => {});
+      }
+      return this.#end.ended();
+    }
     this.#receive(bytes);
     this.#readMore();
   }

@@ -615,6 +615,12 @@ function run(
     stream.on("data", onData);
     stream.on("error", onError);
     for (const input of inputs) if (input.length > 0) stream.write(input);
-    flush(() => finish(null, join(chunks, size)));
+    flush(() => {
+      // Deno calls back even when the data was bad, before the error event.
+      const failed = (stream as { errored?: Error | null }).errored;
+      if (failed) onError(failed);
+      else if (stream.destroyed) onError(new Error("zlib stream closed"));
+      else finish(null, join(chunks, size));
+    });
   });
 }
