@@ -523,7 +523,11 @@ export class WebSocketConnection {
       localAddr: this.#channel.localAddr,
       remoteAddr: this.#channel.remoteAddr,
       protocol: this.#rare.agreedProtocol,
-      extensions: [...this.#rare.extensions],
+      // Plain copies: an agreed extension's own object stays inside.
+      extensions: this.#rare.extensions.map(({ name, params }) => ({
+        name,
+        params: { ...params },
+      })),
       path: this.#events.path,
       bytesReceived: this.#bytesReceived,
       bytesSent: this.#bytesSent,

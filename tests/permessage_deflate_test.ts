@@ -12,6 +12,7 @@ import zlib from "node:zlib";
 import {
   permessageDeflate,
   type PermessageDeflateOptions,
+  ZLIB_CONCURRENCY,
 } from "../src/permessage_deflate.ts";
 import {
   acceptExtensions,
@@ -530,6 +531,35 @@ function bomb(mib: number): Uint8Array {
   for (let i = 0; i < mib; i++) out.set(block, i * block.length);
   return out.subarray(0, out.length - 4);
 }
+
+describe("permessageDeflate: the cap on zlib work", () => {
+  test(`failures give their turn back: more than ZLIB_CONCURRENCY bad messages, then good ones`, async () => {
+    const pairs = Array.from({ length: ZLIB_CONCURRENCY * 3 }, () => agree());
+    // All at once, every one failing: each must give its slot back.
+    const bad = await Promise.allSettled(
+      pairs.map(({ server }) =>
+        server.decode(new Uint8Array([0xff, 0xff]), 1 << 20)
+      ),
+    );
+    assert.ok(bad.every((result) => result.status === "rejected"));
+    // Then as many again at once, all good: none may wait forever.
+    const payload = compressible(20_000);
+    const wires = await Promise.all(
+      pairs.map(({ client }) => compress(client, payload)),
+    );
+    const backs = await within(
+      5_000,
+      Promise.all(
+        pairs.map(({ server }, i) => server.decode(wires[i]!, 1 << 20)),
+      ),
+    );
+    assert.ok(backs.every((back) => equalBytes(back, payload)));
+    for (const { client, server } of pairs) {
+      client.close();
+      server.close();
+    }
+  });
+});
 
 describe("permessageDeflate: the decompression bomb", () => {
   test("a message inflating past the limit fails with 1009 while inflating", async () => {
