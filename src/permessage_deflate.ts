@@ -444,6 +444,8 @@ class PermessageDeflate implements Extension {
   /** Whether the message being sent is compressed (set on its first part). */
   #compressing = false;
   #closed = false;
+  /** Ends the zlib operation under way, if any (see `run`). */
+  readonly #running: Running = { abort: null };
 
   constructor(
     role: Role,
@@ -493,13 +495,14 @@ class PermessageDeflate implements Extension {
     const zlib = zlibModule ?? await loadZlib();
     await acquire();
     try {
-      if (this.#closed) throw new ProtocolError("Extension closed", 1006);
+      if (this.#closed) throw closedError();
       const deflate = this.#deflate ??= quiet(zlib.createDeflateRaw({
         windowBits: zlibWindowBits(this.#sendBits),
         ...(this.#level === undefined ? {} : { level: this.#level }),
         ...(this.#memLevel === undefined ? {} : { memLevel: this.#memLevel }),
       }));
       let out = await run(
+        this.#running,
         deflate,
         [payload],
         (flush) => deflate.flush(zlib.constants.Z_SYNC_FLUSH, flush),
@@ -524,7 +527,7 @@ class PermessageDeflate implements Extension {
     const zlib = zlibModule ?? await loadZlib();
     await acquire();
     try {
-      if (this.#closed) throw new ProtocolError("Extension closed", 1006);
+      if (this.#closed) throw closedError();
       const inflate = this.#inflate ??= quiet(zlib.createInflateRaw({
         windowBits: zlibWindowBits(this.#receiveBits),
       }));
@@ -536,6 +539,7 @@ class PermessageDeflate implements Extension {
         // §7.2.2: "Append 4 octets of 0x00 0x00 0xff 0xff to the tail end of
         // the payload of the message" and decompress.
         out = await run(
+          this.#running,
           inflate,
           [payload, TAIL],
           (flush) => inflate.flush(flush),
@@ -557,6 +561,8 @@ class PermessageDeflate implements Extension {
 
   close(): void {
     this.#closed = true;
+    // A closed stream may never call back: what waits on it fails now.
+    this.#running.abort?.(closedError());
     this.#dropDeflate();
     this.#dropInflate();
   }
@@ -577,7 +583,17 @@ class PermessageDeflate implements Extension {
  * refusing more than `limit` bytes as it comes (the decompression bomb:
  * never more than about `limit` is held).
  */
+/** How to end the operation under way on one extension's streams. */
+interface Running {
+  abort: ((error: Error) => void) | null;
+}
+
+function closedError(): Error {
+  return new Error("permessage-deflate was closed with its connection");
+}
+
 function run(
+  running: Running,
   stream: ZlibStream,
   inputs: Uint8Array[],
   flush: (done: () => void) => void,
@@ -590,6 +606,7 @@ function run(
     const finish = (error: unknown, result?: Uint8Array) => {
       if (settled) return;
       settled = true;
+      running.abort = null;
       stream.off("data", onData);
       stream.off("error", onError);
       if (error === null) resolve(result!);
@@ -612,6 +629,7 @@ function run(
       finish(
         new ProtocolError(`Invalid compressed data: ${error.message}`, 1007),
       );
+    running.abort = (error) => finish(error);
     stream.on("data", onData);
     stream.on("error", onError);
     for (const input of inputs) if (input.length > 0) stream.write(input);

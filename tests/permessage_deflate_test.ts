@@ -505,6 +505,26 @@ describe("permessageDeflate: round trips (Autobahn 12/13 style)", () => {
     client.close();
   });
 
+  test("closing while compressing or inflating fails the operation, never leaves it hanging", async () => {
+    for (const side of ["encode", "decode"] as const) {
+      const { server, client } = agree();
+      const payload = randomBytes(prng(5), 4 << 20);
+      const wire = side === "decode" ? await compress(client, payload) : null;
+      const pending: Promise<Uint8Array> = side === "encode"
+        ? compress(server, payload)
+        : Promise.resolve(server.decode(wire!, 1 << 30));
+      // Once zlib has started: the operation acquired its turn and wrote
+      // to the stream a few microtasks in, and zlib calls back later.
+      for (let i = 0; i < 3; i++) await Promise.resolve();
+      server.close();
+      await within(
+        2_000,
+        assert.rejects(pending, /closed with its connection/),
+      );
+      client.close();
+    }
+  });
+
   test("corrupt data fails with 1007", async () => {
     const { server, client } = agree();
     await assert.rejects(
