@@ -101,6 +101,20 @@ export {
 // What the options above refer to: the handshake's request and limits, and
 // the transports and byte channels a connection runs over.
 export type { ExtensionOffer } from "./src/handshake_headers.ts";
+export type {
+  ClientExtension,
+  Extension,
+  ExtensionParams,
+  OutgoingData,
+  ServerExtension,
+} from "./src/extension.ts";
+// permessage-deflate (RFC 7692): zlib is imported only once it is agreed.
+export {
+  DEFAULT_DEFLATE_THRESHOLD,
+  permessageDeflate,
+  type PermessageDeflateOptions,
+  ZLIB_CONCURRENCY,
+} from "./src/permessage_deflate.ts";
 export type { UpgradeRequest } from "./src/handshake_server.ts";
 export type { HeadLimits } from "./src/http1_parse.ts";
 export type { Address } from "./src/address.ts";
