@@ -854,7 +854,7 @@ export class WebSocketConnection {
   ): Promise<void> {
     const pipeline = this.#rare.pipeline;
     if (pipeline === null) this.#sendNow(payload, fin, type);
-    else await this.#sendEncoded(pipeline, payload, fin, type, compress);
+    else await this.#sendTransformed(pipeline, payload, fin, type, compress);
     if (!this.#hasRoom()) await this.#flush();
   }
 
@@ -862,7 +862,7 @@ export class WebSocketConnection {
    * Sends a message or fragment through the agreed extensions: as bytes,
    * transformed, then framed with the RSV bits they set on its first frame.
    */
-  async #sendEncoded(
+  async #sendTransformed(
     pipeline: ExtensionPipeline,
     payload: Message,
     fin: boolean,
