@@ -102,6 +102,25 @@ export type {
 } from "./src/connection_options.ts";
 export type { Message, Role } from "./src/protocol.ts";
 
+// Topics, shared between processes through a broker.
+export {
+  type Broker,
+  type DropEvent,
+  matchTopic,
+  PubSub,
+  type PubSubOptions,
+  type PubSubStats,
+  type SlowSubscriberPolicy,
+  type TopicListener,
+  type TopicPolicy,
+} from "./src/pubsub.ts";
+
+export {
+  RedisBroker,
+  type RedisBrokerOptions,
+  type RedisBrokerStats,
+} from "./src/redis_broker.ts";
+
 // Errors (the tree, and when they are thrown, at the top of src/errors.ts).
 export {
   ConnectionClosedError,
@@ -114,6 +133,20 @@ export {
 // What the options above refer to: the handshake's request and limits, and
 // the transports and byte channels a connection runs over.
 export type { ExtensionOffer } from "./src/handshake_headers.ts";
+export type {
+  ClientExtension,
+  Extension,
+  ExtensionParams,
+  OutgoingData,
+  ServerExtension,
+} from "./src/extension.ts";
+// permessage-deflate (RFC 7692): zlib is imported only once it is agreed.
+export {
+  DEFAULT_DEFLATE_THRESHOLD,
+  permessageDeflate,
+  type PermessageDeflateOptions,
+  ZLIB_CONCURRENCY,
+} from "./src/permessage_deflate.ts";
 export type { UpgradeRequest } from "./src/handshake_server.ts";
 export type { HeadLimits } from "./src/http1_parse.ts";
 export type { Address } from "./src/address.ts";

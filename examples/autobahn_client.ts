@@ -8,7 +8,9 @@
  *     bun run examples/autobahn_client.ts
  *
  * Environment: `URL` (default `ws://127.0.0.1:9001`) and `AGENT` (default
- * `wsstream`, the name the reports file the results under).
+ * `wsstream`, the name the reports file the results under). Every case's
+ * connection offers permessage-deflate, as `connect()` does by default
+ * (categories 12 and 13 need it); `DEFLATE=0` offers nothing.
  *
  * Prints one line per case: `case N/COUNT: CODE REASON`, with the close code
  * the case ended with (1006 when the connection dropped, 0 when it never
@@ -32,6 +34,8 @@ const agent = env.AGENT || "wsstream";
 const options: ConnectOptions = {
   // Autobahn's largest cases send 16 MiB messages; leave room above them.
   maxMessageSize: 64 * 1024 * 1024,
+  // connect()'s default offer is permessage-deflate; [] offers nothing.
+  ...(env.DEFLATE === "0" ? { extensions: [] } : {}),
 };
 
 /** Reads every message to the end, giving each to `onMessage`. */

@@ -7,6 +7,9 @@
  *
  * Environment: `HOSTNAME` (default 127.0.0.1) and `PORT` (default 9001; 0
  * picks a free port, and the line printed at start names the real one).
+ * `DEFLATE=1` answers clients that offer permessage-deflate (RFC 7692; the
+ * cases of Autobahn's categories 12 and 13): off otherwise, as `serve()`
+ * has it, since context takeover costs memory on every connection.
  * `ORIGINS`: comma-separated globs of the origins allowed (see `origins` in
  * `serve`'s options); when set, a handshake whose `Origin` is neither the
  * server's own nor matched gets 403. Unset, there is no origin check.
@@ -46,6 +49,7 @@ const server = await serve({
   shutdownTimeout,
   // Autobahn's largest cases send 16 MiB messages; leave room above them.
   maxMessageSize: 64 * 1024 * 1024,
+  deflate: env.DEFLATE === "1",
 }, async (connection) => {
   try {
     for await (const message of connection.readable) {

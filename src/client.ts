@@ -20,6 +20,12 @@ import {
   validateServerResponse,
 } from "./handshake_client.ts";
 import type { ExtensionOffer } from "./handshake_headers.ts";
+import {
+  acceptExtensions,
+  type ClientExtension,
+  extensionOffers,
+} from "./extension.ts";
+import { permessageDeflate } from "./permessage_deflate.ts";
 import { type HeadLimits, parseResponseHead } from "./http1_parse.ts";
 import { writeRequestHead } from "./http1_write.ts";
 import { currentRuntime } from "./runtime.ts";
@@ -28,6 +34,12 @@ import type {
   RuntimeTransports,
   Transport,
 } from "./transport.ts";
+
+/**
+ * What a client offers unless told otherwise: permessage-deflate, as
+ * browsers do (a factory: each connection agreed gets its own streams).
+ */
+const DEFAULT_EXTENSIONS: readonly ClientExtension[] = [permessageDeflate()];
 
 /** Default for {@link ConnectOptions.handshakeTimeout}: 10 s. */
 export const DEFAULT_HANDSHAKE_TIMEOUT = 10_000;
@@ -51,8 +63,12 @@ const MAX_REFUSAL_BODY = 64 * 1024;
 export interface ConnectOptions extends ConnectionOptions {
   /** Subprotocols to offer, most preferred first. */
   protocols?: string | string[] | undefined;
-  /** Extensions to offer (as parsed `Sec-WebSocket-Extensions` offers). */
-  extensions?: ExtensionOffer[] | undefined;
+  /**
+   * Extensions to offer, most preferred first (default: permessage-deflate,
+   * `[permessageDeflate()]`; `[]` offers none). Raw offers (`{ name,
+   * params }`) are sent as given and agreed without any transform.
+   */
+  extensions?: readonly (ClientExtension | ExtensionOffer)[] | undefined;
   /** Extra request headers (Origin, Authorization, cookies …). */
   headers?: HeadersInit | undefined;
   /** Cancels connecting; once connected it has no effect. */
@@ -118,7 +134,7 @@ export function connect(
     url: target,
     key,
     protocols,
-    extensions: options.extensions ?? [],
+    extensions: extensionOffers(options.extensions ?? DEFAULT_EXTENSIONS),
     headers: options.headers ?? {},
   }));
   const runtime = options.transport ?? currentRuntime();
@@ -233,16 +249,17 @@ async function handshake(
         { headers: response.headers, body },
       );
     }
+    const offered = options.extensions ?? DEFAULT_EXTENSIONS;
     const agreed = await validateServerResponse(response, {
       key,
       protocols,
-      extensions: options.extensions ?? [],
+      extensions: extensionOffers(offered),
     });
     return openConnection(transport, {
       role: "client",
       head: rest,
       protocol: agreed.protocol,
-      extensions: agreed.extensions,
+      extensions: acceptExtensions(offered, agreed.extensions),
       path: target.pathname + target.search,
     }, checked.settings);
   } catch (error) {

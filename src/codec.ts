@@ -89,6 +89,23 @@ export {
   selectSubprotocol,
 } from "./handshake_headers.ts";
 export {
+  acceptExtensions,
+  answerExtensions,
+  type ClientExtension,
+  type Extension,
+  extensionOffers,
+  type ExtensionParams,
+  isExtension,
+  type OutgoingData,
+  type ServerExtension,
+} from "./extension.ts";
+export {
+  DEFAULT_DEFLATE_THRESHOLD,
+  permessageDeflate,
+  type PermessageDeflateOptions,
+  ZLIB_CONCURRENCY,
+} from "./permessage_deflate.ts";
+export {
   buildClientRequest,
   type ClientHandshakeOptions,
   validateServerResponse,

@@ -39,7 +39,9 @@ import {
   type ProtocolHandler,
 } from "./protocol.ts";
 import { channelOf } from "./stream_channel.ts";
-import { Utf8Decoder } from "./utf8.ts";
+import { decodeUtf8, Utf8Decoder } from "./utf8.ts";
+import { isExtension } from "./extension.ts";
+import { ExtensionPipeline } from "./_extension_pipeline.ts";
 import {
   closedError,
   type CloseInfo,
@@ -149,6 +151,8 @@ class RareState {
   outgoingText: Utf8Decoder | null = null;
   /** The close handshake and failures, once the end has begun. */
   end: ConnectionEnd | null = null;
+  /** The agreed extensions that transform messages, if any. */
+  pipeline: ExtensionPipeline | null = null;
 }
 /** The state of every connection that has none of its own. */
 const SHARED_RARE_STATE: RareState = Object.freeze(new RareState());
@@ -180,6 +184,38 @@ let dropOf: (connection: WebSocketConnection) => void;
 export function dropConnection(connection: WebSocketConnection): void {
   dropOf(connection);
 }
+
+/**
+ * Sends a frame encoded once for many connections (`PubSub.publish`)
+ * through the connection's ordered send path: after every send before it,
+ * corked with the rest, never while a fragmented message is going out, and
+ * only while the connection may still send (a close frame not yet sent or
+ * received). Returns `null` when this connection cannot take shared bytes: a
+ * client masks every frame with its own key (RFC 6455 §5.3), and an agreed
+ * extension (permessage-deflate) transforms each message with the
+ * connection's own context; the caller then sends the message itself.
+ * Internal to pubsub.ts.
+ */
+export function sendEncoded(
+  connection: WebSocketConnection,
+  frame: Uint8Array,
+): Promise<void> | null {
+  return sendEncodedOf(connection, frame);
+}
+let sendEncodedOf: (
+  connection: WebSocketConnection,
+  frame: Uint8Array,
+) => Promise<void> | null;
+
+/**
+ * The bytes a connection has taken and not yet written to its socket
+ * (corked, and buffered by its transport): how far behind its peer is.
+ * Internal to pubsub.ts.
+ */
+export function pendingBytes(connection: WebSocketConnection): number {
+  return pendingBytesOf(connection);
+}
+let pendingBytesOf: (connection: WebSocketConnection) => number;
 
 /** A connection as an entry of a linked list. */
 export type OpenLink = Link & { readonly connection: WebSocketConnection };
@@ -319,7 +355,18 @@ export class WebSocketConnection<Data = unknown> {
     }
     // ProtocolHandler
     message(data: Message): void {
-      this.connection.#onMessage(data);
+      const pipeline = this.connection.#rare.pipeline;
+      // Behind an extension's message still being transformed, in order.
+      if (pipeline !== null && pipeline.pending > 0) {
+        pipeline.inOrder(
+          () => data,
+          (data) => this.connection.#deliver(data),
+          (error) => this.connection.#extensionFailed(error),
+        );
+      } else this.connection.#onMessage(data);
+    }
+    extensionMessage(payload: Uint8Array, text: boolean, rsv: number): void {
+      this.connection.#onExtensionMessage(payload, text, rsv);
     }
     ping(payload: Uint8Array): void {
       this.connection.#settings.onPing?.(payload);
@@ -329,7 +376,15 @@ export class WebSocketConnection<Data = unknown> {
       this.connection.#onPong(payload);
     }
     close(code: number, reason: string): void {
-      this.connection.#end.peerClosed(code, reason);
+      const pipeline = this.connection.#rare.pipeline;
+      if (pipeline !== null && pipeline.pending > 0) {
+        // The messages before the close frame come first.
+        pipeline.inOrder(
+          () => null,
+          () => this.connection.#end.peerClosed(code, reason),
+          () => {},
+        );
+      } else this.connection.#end.peerClosed(code, reason);
     }
     send(bytes: Uint8Array): typeof BYTES_COPIED | undefined {
       return this.connection.#write(bytes) ? BYTES_COPIED : undefined;
@@ -401,9 +456,16 @@ export class WebSocketConnection<Data = unknown> {
     }
     settled(info: CloseInfo): void {
       this.unlink(); // from an OpenConnections
+      this.connection.#rare.pipeline?.close();
       this.connection.#rare.closed?.resolve(info);
     }
   };
+
+  static {
+    sendEncodedOf = (connection, frame) => connection.#sendEncoded(frame);
+    pendingBytesOf = (connection) =>
+      connection.#corkedBytes + connection.#channel.bufferedAmount;
+  }
 
   static {
     linkOf = (connection) => {
@@ -446,10 +508,20 @@ export class WebSocketConnection<Data = unknown> {
       this.#own.extensions = options.extensions;
     }
     if (options.head && options.head.length > 0) this.#own.head = options.head;
+    let protocolOptions: ConnectionSettings = settings;
+    const agreed = options.extensions?.filter(isExtension) ?? [];
+    if (agreed.length > 0) {
+      const pipeline = this.#own.pipeline = new ExtensionPipeline(agreed);
+      // The RSV bits the agreed extensions own: this connection's own options.
+      protocolOptions = Object.freeze({
+        ...settings,
+        allowedRsv: pipeline.rsv,
+      });
+    }
     this.#channel = channelOf(stream);
     this.#events = new WebSocketConnection.#Events(this, options.path ?? "");
     this.#channel.tellWriteFailures(this.#events);
-    this.#protocol = new Protocol(settings, this.#events);
+    this.#protocol = new Protocol(protocolOptions, this.#events);
     this.#readMore();
     if (settings.keepalive !== null) scheduleKeepalive(this.#events);
   }
@@ -506,7 +578,11 @@ export class WebSocketConnection<Data = unknown> {
       localAddr: this.#channel.localAddr,
       remoteAddr: this.#channel.remoteAddr,
       protocol: this.#rare.agreedProtocol,
-      extensions: [...this.#rare.extensions],
+      // Plain copies: an agreed extension's own object stays inside.
+      extensions: this.#rare.extensions.map(({ name, params }) => ({
+        name,
+        params: { ...params },
+      })),
       path: this.#events.path,
       bytesReceived: this.#bytesReceived,
       bytesSent: this.#bytesSent,
@@ -526,6 +602,14 @@ export class WebSocketConnection<Data = unknown> {
   /** The agreed subprotocol ("" for none). */
   get protocol(): string {
     return this.#rare.agreedProtocol;
+  }
+
+  /**
+   * The extensions agreed in the handshake, in the order agreed (for
+   * permessage-deflate, its `params` are the agreed parameters).
+   */
+  get extensions(): readonly ExtensionOffer[] {
+    return this.#rare.extensions;
   }
 
   /**
@@ -558,7 +642,7 @@ export class WebSocketConnection<Data = unknown> {
     // before it, goes out without the queue's promises.
     if (
       this.#sendsQueued === 0 && this.#state === "open" &&
-      options === NO_OPTIONS &&
+      options === NO_OPTIONS && this.#rare.pipeline === null &&
       (typeof message === "string" || message instanceof Uint8Array)
     ) {
       try {
@@ -620,16 +704,44 @@ export class WebSocketConnection<Data = unknown> {
     const payload = sendableOf(message, options);
     return this.#enqueueSend(async () => {
       if (typeof payload === "string" || payload instanceof Uint8Array) {
-        await this.#sendPayload(payload, true, type);
+        await this.#sendPayload(payload, true, type, options.compress);
       } else {
         await sendChunks(
           payload,
           type,
-          (chunk, fin, type) => this.#sendPayload(chunk, fin, type),
+          (chunk, fin, type) =>
+            this.#sendPayload(chunk, fin, type, options.compress),
           () => this.#end.abandonMessage(),
         );
       }
     }, gate);
+  }
+
+  /** See {@link sendEncoded}. */
+  #sendEncoded(frame: Uint8Array): Promise<void> | null {
+    if (
+      this.#protocol.role !== "server" || this.#rare.extensions.length > 0
+    ) return null;
+    const write = (): void => {
+      // The protocol's own check: no frame after a close frame (RFC 6455
+      // §5.5.1: "the endpoint MUST NOT send any more data frames").
+      if (this.#protocol.state !== "open") throw this.#closedError("send");
+      this.#write(frame);
+      this.#messagesSent++;
+    };
+    if (this.#sendsQueued === 0 && this.#state === "open") {
+      try {
+        write();
+        if (this.#hasRoom()) return resolved;
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      return this.#flush();
+    }
+    return this.#enqueueSend(async () => {
+      write();
+      if (!this.#hasRoom()) await this.#flush();
+    });
   }
 
   /**
@@ -763,9 +875,60 @@ export class WebSocketConnection<Data = unknown> {
     payload: Message,
     fin: boolean,
     type: "text" | "binary" | undefined,
+    compress?: boolean,
   ): Promise<void> {
-    this.#sendNow(payload, fin, type);
+    const pipeline = this.#rare.pipeline;
+    if (pipeline === null) this.#sendNow(payload, fin, type);
+    else await this.#sendTransformed(pipeline, payload, fin, type, compress);
     if (!this.#hasRoom()) await this.#flush();
+  }
+
+  /**
+   * Sends a message or fragment through the agreed extensions: as bytes,
+   * transformed, then framed with the RSV bits they set on its first frame.
+   */
+  async #sendTransformed(
+    pipeline: ExtensionPipeline,
+    payload: Message,
+    fin: boolean,
+    type: "text" | "binary" | undefined,
+    compress: boolean | undefined,
+  ): Promise<void> {
+    const text = type === undefined
+      ? typeof payload === "string"
+      : type === "text";
+    let bytes: Uint8Array;
+    if (typeof payload === "string") bytes = encoder.encode(payload);
+    else {
+      if (text) this.#checkOutgoingText(payload, fin);
+      bytes = payload;
+    }
+    const first = !pipeline.sending;
+    pipeline.sending = !fin;
+    let out: { payload: Uint8Array; rsv: number };
+    try {
+      out = await pipeline.encode({
+        payload: bytes,
+        text,
+        first,
+        fin,
+        compress,
+      });
+    } catch (error) {
+      throw this.#closedError("send", error);
+    }
+    try {
+      this.#protocol.sendFragment(
+        out.payload,
+        fin,
+        text ? "text" : "binary",
+        first ? out.rsv : 0,
+      );
+    } catch (error) {
+      if (error instanceof TypeError) throw error;
+      throw this.#closedError("send", error);
+    }
+    if (fin) this.#messagesSent++;
   }
 
   /**
@@ -927,7 +1090,10 @@ export class WebSocketConnection<Data = unknown> {
   }
 
   get #queued(): number {
-    return this.#inbox.length - this.#inboxHead;
+    // Messages still being transformed count: they are on their way in.
+    const pipeline = this.#rare.pipeline;
+    return this.#inbox.length - this.#inboxHead +
+      (pipeline === null ? 0 : pipeline.pending);
   }
 
   /**
@@ -964,7 +1130,14 @@ export class WebSocketConnection<Data = unknown> {
     this.#reading = false;
     const end = this.#rare.end;
     if (end !== null && (end.info !== null || end.failing !== null)) return;
-    if (bytes === null) return this.#end.ended();
+    if (bytes === null) {
+      const pipeline = this.#rare.pipeline;
+      // The end of the stream comes after the messages still transforming.
+      if (pipeline !== null && pipeline.pending > 0) {
+        return pipeline.inOrder(() => null, () => this.#end.ended(), () => {});
+      }
+      return this.#end.ended();
+    }
     this.#receive(bytes);
     this.#readMore();
   }
@@ -1034,6 +1207,40 @@ export class WebSocketConnection<Data = unknown> {
     }
     if (this.#inbox === NO_MESSAGES) this.#inbox = [data];
     else this.#inbox.push(data);
+  }
+
+  /**
+   * An extension's message: transformed in order with the messages around
+   * it, then checked (text) and queued like any other.
+   */
+  #onExtensionMessage(payload: Uint8Array, text: boolean, rsv: number): void {
+    const pipeline = this.#rare.pipeline!;
+    const maxSize = this.#settings.maxMessageSize;
+    pipeline.inOrder(
+      async () => {
+        const bytes = await pipeline.decode(payload, rsv, maxSize);
+        return text ? decodeUtf8(bytes) : bytes;
+      },
+      (message) => this.#deliver(message),
+      (error) => this.#extensionFailed(error),
+    );
+  }
+
+  /** A message out of the extensions' queue, unless the inbox has ended. */
+  #deliver(data: Message): void {
+    if (this.#rare.inboxEnd !== null || this.#rare.end?.failing) return;
+    this.#onMessage(data);
+    this.#readMore();
+  }
+
+  /** A message that did not transform fails the connection, as `receive` would. */
+  #extensionFailed(error: unknown): void {
+    if (this.#rare.end?.info) return;
+    if (error instanceof ProtocolError) {
+      this.#protocol.failWith(error);
+      if (this.#rare.end?.failing) return;
+      this.#end.protocolFailed(error);
+    } else this.#end.transportFailed();
   }
 
   #onPong(payload: Uint8Array): void {

@@ -223,6 +223,12 @@ export type Sendable =
 export interface SendOptions {
   /** Send bytes as text (they must be UTF-8), or a string as binary (its UTF-8). */
   type?: "text" | "binary" | undefined;
+  /**
+   * `false` sends this message as it is, even when an agreed extension
+   * such as permessage-deflate would compress it (already compressed data,
+   * or a secret next to attacker-chosen text: see CRIME/BREACH).
+   */
+  compress?: boolean | undefined;
 }
 
 /**

@@ -144,6 +144,12 @@ export interface ProtocolHandler {
    * as `(bytes) => socket.write(bytes)` cannot say so by accident).
    */
   send(bytes: Uint8Array): typeof BYTES_COPIED | void;
+  /**
+   * A whole data message whose first frame carried RSV bits (allowed only
+   * through `allowedRsv`, for an agreed extension): its payload as
+   * received, for the extension to transform. Text is not checked here.
+   */
+  extensionMessage?(payload: Uint8Array, text: boolean, rsv: number): void;
 }
 
 /**
@@ -222,6 +228,8 @@ export class Protocol {
 
   // The incoming message being assembled.
   #messageOpcode = 0; // 0: none in progress
+  /** The RSV bits of the message's first frame: an extension's message. */
+  #messageRsv = 0;
   #messageSize = 0;
   #fragments = 0;
   // Its payload: most messages come in one part, kept without an array.
@@ -343,6 +351,20 @@ export class Protocol {
   }
 
   /**
+   * Records a violation found above the protocol (an extension's message
+   * that does not inflate, or inflates past the limit) as if `receive` had
+   * thrown it: nothing more is received, and {@link Protocol.fail} sends its
+   * code. The first violation stays.
+   *
+   * @param error The violation.
+   */
+  failWith(error: ProtocolError): void {
+    if (this.#failure !== null || this.#closeReceived) return;
+    this.#failure = error;
+    this.#resetMessage();
+  }
+
+  /**
    * Tells the protocol the byte stream ended. Returns whether that was a
    * clean end: the close handshake had completed, or at least the peer's
    * close frame had arrived. Otherwise the connection closed abnormally
@@ -384,6 +406,8 @@ export class Protocol {
    * a fragment boundary may fall inside a character only when bytes are given.
    * @param fin Whether this is the message's last fragment.
    * @param type The message type, when it cannot be told from `data`.
+   * @param rsv RSV bits for the frame (bytes only): an agreed extension's
+   * mark on a message's first frame.
    * @throws {ConnectionClosedError} if a close frame was sent or received.
    * @throws {TypeError} if the type differs from the message's.
    */
@@ -391,6 +415,7 @@ export class Protocol {
     data: Message,
     fin: boolean,
     type: "text" | "binary" = typeof data === "string" ? "text" : "binary",
+    rsv = 0,
   ): void {
     this.#checkCanSend();
     const opcode = type === "text" ? Opcode.Text : Opcode.Binary;
@@ -406,7 +431,7 @@ export class Protocol {
       : Opcode.Continuation;
     this.#sendingOpcode = fin ? 0 : opcode;
     if (typeof data === "string") this.#sendText(data, frameOpcode, fin);
-    else this.#sendFrame(fin, frameOpcode, data);
+    else this.#sendFrame(fin, frameOpcode, data, rsv);
   }
 
   /**
@@ -475,13 +500,18 @@ export class Protocol {
   }
 
   /** Frames bytes; large unmasked payloads go out as a separate view, uncopied. */
-  #sendFrame(fin: boolean, opcode: number, payload: Uint8Array): void {
+  #sendFrame(
+    fin: boolean,
+    opcode: number,
+    payload: Uint8Array,
+    rsv = 0,
+  ): void {
     const length = payload.length;
     const key = this.#nextMask === null ? null : this.#nextMask();
     const headerSize = frameHeaderSize(length, key !== null);
     if (key === null && length >= ZERO_COPY_LIMIT) {
       const header = new Uint8Array(headerSize);
-      writeFrameHeader(header, 0, fin, 0, opcode, length, null);
+      writeFrameHeader(header, 0, fin, rsv, opcode, length, null);
       this.#handler.send(header);
       this.#handler.send(payload);
       return;
@@ -492,7 +522,7 @@ export class Protocol {
     const out = large
       ? buffers.reusableFor(size, headerSize, payload)
       : buffers.for(size, headerSize, payload);
-    writeFrameHeader(out, 0, fin, 0, opcode, length, key);
+    writeFrameHeader(out, 0, fin, rsv, opcode, length, key);
     if (key === null) out.set(payload, headerSize);
     else if (length < SMALL_PAYLOAD) {
       // Masked as it is copied: no view, no second pass.
@@ -547,6 +577,7 @@ export class Protocol {
 
   #resetMessage(): void {
     this.#messageOpcode = 0;
+    this.#messageRsv = 0;
     this.#messageSize = 0;
     this.#fragments = 0;
     this.#part = null;
@@ -557,6 +588,18 @@ export class Protocol {
   #frameStart(header: FrameHeader): void {
     const opcode = header.opcode;
     this.#frame = header;
+    // Bits an agreed extension owns (the decoder refused all others) mark a
+    // message, on its first frame only: RFC 7692 §6.1, "An endpoint MUST NOT
+    // set the "Per-Message Compressed" bit of control frames and non-first
+    // fragments of a data message."
+    if (
+      header.rsv !== 0 && (opcode >= 8 || opcode === Opcode.Continuation)
+    ) {
+      throw new ProtocolError(
+        `RSV bits set on a ${opcode >= 8 ? "control" : "continuation"} frame`,
+        1002,
+      );
+    }
     if (opcode >= 8) {
       this.#control = null;
       return;
@@ -575,6 +618,11 @@ export class Protocol {
       );
     } else {
       this.#messageOpcode = opcode;
+      // A handler without extensionMessage gets such messages as they came.
+      this.#messageRsv = header.rsv !== 0 &&
+          this.#handler.extensionMessage !== undefined
+        ? header.rsv
+        : 0;
       this.#messageSize = 0;
       this.#fragments = 0;
     }
@@ -604,7 +652,7 @@ export class Protocol {
       (this.#control ??= []).push(chunk);
       return;
     }
-    if (this.#messageOpcode === Opcode.Text) {
+    if (this.#messageOpcode === Opcode.Text && this.#messageRsv === 0) {
       // A text message in one frame that arrived whole is decoded at its end,
       // in one call; anything else is checked as it arrives, to fail fast.
       if (
@@ -642,6 +690,7 @@ export class Protocol {
     if (!frame.fin) return;
     let message: Message;
     const part = this.#part, parts = this.#parts;
+    if (this.#messageRsv !== 0) return this.#extensionMessageEnd();
     if (this.#messageOpcode === Opcode.Text) {
       if (part !== null) {
         message = decodeUtf8(part);
@@ -664,6 +713,25 @@ export class Protocol {
     this.#part = null;
     this.#parts = null;
     this.#handler.message(message);
+  }
+
+  /** An extension's message is whole: its payload goes as received. */
+  #extensionMessageEnd(): void {
+    const part = this.#part, parts = this.#parts;
+    const payload = parts !== null
+      ? concat(parts, this.#messageSize, this.#options.buffers)
+      : part !== null
+      ? ownedView(part)
+      : new Uint8Array(0);
+    const text = this.#messageOpcode === Opcode.Text;
+    const rsv = this.#messageRsv;
+    this.#messageOpcode = 0;
+    this.#messageRsv = 0;
+    this.#messageSize = 0;
+    this.#fragments = 0;
+    this.#part = null;
+    this.#parts = null;
+    this.#handler.extensionMessage!(payload, text, rsv);
   }
 
   #controlFrame(opcode: number, payload: Uint8Array): void {

@@ -29,6 +29,11 @@ import {
 import { encodeClosePayload } from "./close.ts";
 import { ConnectionClosedError, HandshakeError } from "./errors.ts";
 import { type ExtensionOffer, selectSubprotocol } from "./handshake_headers.ts";
+import { answerExtensions, type ServerExtension } from "./extension.ts";
+import {
+  permessageDeflate,
+  type PermessageDeflateOptions,
+} from "./permessage_deflate.ts";
 import {
   buildServerResponse,
   isWebSocketRequest,
@@ -153,6 +158,18 @@ export interface ServeOptions<Data = unknown> extends ConnectionOptions {
    * preference that is in this list is agreed (RFC 6455 §4.2.2).
    */
   protocols?: readonly string[] | undefined;
+  /**
+   * Extensions this server speaks, most preferred first: each answers the
+   * first of the client's offers of it that it can accept.
+   */
+  extensions?: readonly ServerExtension[] | undefined;
+  /**
+   * permessage-deflate (RFC 7692): `true` or its parameters to answer
+   * clients that offer it. Off by default: with context takeover each
+   * connection holds a deflate and an inflate stream (about 300 KiB at
+   * zlib's defaults) for its whole life; see `permessageDeflate`.
+   */
+  deflate?: boolean | PermessageDeflateOptions | undefined;
   /**
    * The deferred upgrade: inspect the request (and await anything, a
    * session lookup say) before accepting it. Return `false` to refuse with
@@ -388,6 +405,7 @@ export function serve<Data = unknown>(
   const originPolicy = options.origins === undefined
     ? null
     : new OriginPolicy(options.origins);
+  const extensions = serverExtensions(options);
   // Resolved once: every connection of this server shares them.
   const settings = connectionSettings(
     options,
@@ -402,7 +420,31 @@ export function serve<Data = unknown>(
     runtime,
     settings,
     originPolicy,
+    extensions,
   });
+}
+
+/** The server's extensions: those given, then permessage-deflate if asked. */
+function serverExtensions(
+  options: Pick<ServeOptions, "extensions" | "deflate">,
+): readonly ServerExtension[] {
+  const given = options.extensions ?? [];
+  if (!Array.isArray(given)) {
+    throw new TypeError("extensions must be an array of server extensions");
+  }
+  for (const extension of given) {
+    if (typeof extension?.answer !== "function") {
+      throw new TypeError(
+        "extensions must be server extensions (with an answer method)",
+      );
+    }
+  }
+  const deflate = options.deflate;
+  if (deflate === undefined || deflate === false) return given;
+  return [
+    ...given,
+    permessageDeflate(deflate === true ? {} : deflate),
+  ];
 }
 
 /** {@link serve}, its options checked. */
@@ -417,6 +459,7 @@ async function listenAndServe<Data>(
     runtime: RuntimeTransports;
     settings: ConnectionSettings;
     originPolicy: OriginPolicy | null;
+    extensions: readonly ServerExtension[];
   },
 ): Promise<WebSocketServer<Data>> {
   const { handshakeTimeout, refusalTimeout, maxBodySize, port, runtime } =
@@ -577,7 +620,9 @@ async function listenAndServe<Data>(
         }
       }
       if (closing) throw new HandshakeError("The server is shutting down", 503);
-      const extensions: ExtensionOffer[] = [];
+      const extensions: ExtensionOffer[] = checked.extensions.length === 0
+        ? []
+        : answerExtensions(checked.extensions, upgrade.extensions);
       // A protocol or headers from onUpgrade that cannot be sent throw here.
       inHook = true;
       const accepted = await buildServerResponse(upgrade, {

@@ -144,7 +144,8 @@ export class RawPeer {
         this.#frames.push(frame);
         this.#current = null;
       },
-    });
+      // Any RSV bits: what the connection sends is recorded, not judged.
+    }, { allowedRsv: 7 });
   }
 
   /** Writes bytes as they are; resolves when the pipe has taken them. */

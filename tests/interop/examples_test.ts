@@ -47,10 +47,12 @@ function start(
 /** Starts the echo server on a free port and returns it with its URL. */
 async function startEchoServer(
   defer: Defer,
+  env: Record<string, string> = {},
 ): Promise<{ child: Subprocess; url: string }> {
   const child = start(defer, "echo_server.ts", {
     HOSTNAME: "127.0.0.1",
     PORT: "0",
+    ...env,
   });
   let line: string;
   try {
@@ -106,6 +108,33 @@ interopTest(
       `wsstream echo server listening on ${url}`,
     ]);
     assert.equal(child.stderr(), "");
+  },
+  40_000,
+);
+
+interopTest(
+  `${echo}: with DEFLATE=1 agrees on permessage-deflate and echoes compressed`,
+  async (defer) => {
+    const { url } = await startEchoServer(defer, { DEFLATE: "1" });
+    const connection = await connect(url);
+    defer(() => connection.close());
+    assert.deepEqual(connection.extensions.map((e) => e.name), [
+      "permessage-deflate",
+    ]);
+    const messages = messageReader(connection);
+    for (const [name, message] of MESSAGES) {
+      await connection.send(message);
+      assertSamePayload(await messages.next(name), message, name);
+    }
+    for (const { name, chunks, type, whole } of FRAGMENTED) {
+      await connection.send(chunksOf(chunks), type ? { type } : {});
+      assertSamePayload(await messages.next(name), whole, name);
+    }
+    // Without DEFLATE the same client is declined (the offer is default).
+    const { url: plainUrl } = await startEchoServer(defer);
+    const plain = await connect(plainUrl);
+    defer(() => plain.close());
+    assert.deepEqual(plain.extensions, []);
   },
   40_000,
 );
