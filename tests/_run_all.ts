@@ -26,6 +26,22 @@ const outDir = new URL("../.ci/out/", import.meta.url);
 await Deno.mkdir(outDir, { recursive: true });
 const filters = Deno.args;
 
+// `ws`, the independent peer of the deflate conformance cases, is a test and
+// benchmark peer pinned by bench/package-lock.json: installed here when
+// missing, so that a clean clone runs those cases rather than skipping them.
+try {
+  await Deno.stat(new URL("../bench/node_modules/ws/", import.meta.url));
+} catch {
+  console.log("$ npm ci (bench/: ws, a test peer)");
+  const { code } = await new Deno.Command("npm", {
+    args: ["ci", "--no-audit", "--no-fund"],
+    cwd: new URL("../bench/", import.meta.url),
+    stdout: "inherit",
+    stderr: "inherit",
+  }).output();
+  if (code !== 0) console.log("npm ci in bench/ failed: the ws cases skip");
+}
+
 interface Counts {
   passed: number;
   failed: number;
