@@ -187,6 +187,10 @@ export class Harness {
       handshakeTimeout: HANDSHAKE_TIMEOUT,
       closeTimeout: CLOSE_TIMEOUT,
       highWaterMark,
+      // The oracle's premise: the client offers no extension (connect()
+      // offers permessage-deflate by default). Its handshake rules are
+      // tested in tests/permessage_deflate_test.ts.
+      extensions: [],
       ...FUZZ_LIMITS,
     };
   }
