@@ -6,6 +6,8 @@
  * what was agreed (`connection.extensions`) and echoes; the page sends text
  * and binary messages of several sizes, below and above the threshold up
  * to 1 MiB, compressible and random, and checks each echo byte for byte.
+ * Then one 1 MiB compressible message goes through a byte-counting TCP
+ * proxy, to see it compressed on the wire both ways (or, off, not).
  *
  * playwright-core and Chromium as in chat_browser_test.ts (skipped, saying
  * why, when absent).
@@ -14,6 +16,7 @@
  *     bun test ./tests/browser/deflate_browser_test.ts
  */
 import assert from "node:assert/strict";
+import { createConnection, createServer, type Socket } from "node:net";
 import {
   type ExtensionOffer,
   type PermessageDeflateOptions,
@@ -104,6 +107,54 @@ const PAGE_ECHO = `async ({ url, sizes, kinds }) => {
   return { extensions, echoed, code: closed.code };
 }`;
 
+/** Runs in the page: one compressible 1 MiB text message to `url`, echoed. */
+const PAGE_ONE = `async ({ url }) => {
+  const ws = new WebSocket(url);
+  const text = "compress me, compress me again. ".repeat(32768);
+  const echo = await new Promise((resolve, reject) => {
+    ws.onopen = () => ws.send(text);
+    ws.onmessage = (event) => resolve(event.data);
+    ws.onclose = (event) => reject(new Error("closed with " + event.code));
+  });
+  if (echo !== text) throw new Error("the echo differs");
+  await new Promise((resolve) => { ws.onclose = resolve; ws.close(1000); });
+  return text.length;
+}`;
+
+/** A TCP proxy to `port` that counts the bytes each way. */
+async function countingProxy(port: number) {
+  const counts = { up: 0, down: 0 };
+  const sockets = new Set<Socket>();
+  const track = (socket: Socket) => {
+    sockets.add(socket);
+    socket.on("close", () => sockets.delete(socket));
+    socket.on("error", () => socket.destroy());
+  };
+  const proxy = createServer((client) => {
+    const upstream = createConnection({ host: "127.0.0.1", port });
+    track(client);
+    track(upstream);
+    client.on("data", (chunk: Uint8Array) => counts.up += chunk.length);
+    upstream.on("data", (chunk: Uint8Array) => counts.down += chunk.length);
+    client.pipe(upstream);
+    upstream.pipe(client);
+  });
+  await new Promise<void>((resolve) =>
+    proxy.listen(0, "127.0.0.1", () => resolve())
+  );
+  const address = proxy.address();
+  assert.ok(address !== null && typeof address === "object");
+  return {
+    port: address.port,
+    counts,
+    close: () =>
+      new Promise<void>((resolve) => {
+        for (const socket of sockets) socket.destroy();
+        proxy.close(() => resolve());
+      }),
+  };
+}
+
 /**
  * One server with `deflate`, one page: the server records what each
  * connection agreed and echoes; the page checks the echoes.
@@ -160,6 +211,25 @@ function deflateCase(
     assert.match(result.extensions, header);
     assert.equal(result.echoed, SIZES.length * KINDS.length);
     assert.equal(result.code, 1000);
+
+    // On the wire: 1 MiB of compressible text each way, handshakes aside.
+    const proxy = await countingProxy(server.addr.port);
+    defer(() => proxy.close());
+    const size = await page.evaluate(
+      `(${PAGE_ONE})(${
+        JSON.stringify({ url: `ws://127.0.0.1:${proxy.port}/echo` })
+      })`,
+    ) as number;
+    assert.equal(size, 1 << 20);
+    assert.deepEqual(extensions.slice(1), [agreed]);
+    const { up, down } = proxy.counts;
+    if (agreed.length > 0) {
+      assert.ok(up < 64 << 10, `Chromium sent ${up} bytes`);
+      assert.ok(down < 64 << 10, `the server sent ${down} bytes`);
+    } else {
+      assert.ok(up > 1 << 20, `Chromium sent ${up} bytes`);
+      assert.ok(down > 1 << 20, `the server sent ${down} bytes`);
+    }
     assert.deepEqual(errors, []);
   }, 60_000);
 }
