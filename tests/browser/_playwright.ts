@@ -67,7 +67,14 @@ export interface Page {
 }
 /** playwright-core's `Browser`, in part. */
 export interface Browser {
-  newContext(): Promise<{ newPage(): Promise<Page> }>;
+  /**
+   * `bypassCSP`: let playwright's own polling (`waitForFunction` with a
+   * string evaluates it) run under a page whose Content-Security-Policy
+   * forbids `eval`, as the chat's does.
+   */
+  newContext(
+    options?: { bypassCSP?: boolean },
+  ): Promise<{ newPage(): Promise<Page> }>;
   close(): Promise<void>;
 }
 /** playwright-core's `chromium`, in part. */

@@ -49,8 +49,12 @@ if (typeof found === "string") {
       const { http } = await startChat(defer);
       const browser = await launch(found.chromium);
       defer(() => browser.close());
-      const alice = await (await browser.newContext()).newPage();
-      const bob = await (await browser.newContext()).newPage();
+      // The page's CSP has no 'unsafe-eval'; waitForFunction's polling of a
+      // string predicate evals it, so without this a wait that does not
+      // succeed at once fails with an EvalError.
+      const context = { bypassCSP: true };
+      const alice = await (await browser.newContext(context)).newPage();
+      const bob = await (await browser.newContext(context)).newPage();
       await join(alice, `${http}/`, "alice", "garden");
       await join(bob, `${http}/`, "bob", "garden");
 
