@@ -12,16 +12,18 @@
  *   export `HOSTNAME` (the machine's name): set it when that is not the
  *   address you want.
  * - `ORIGINS`: comma-separated globs of the origins whose pages may connect
- *   (`*` matches any run of characters), e.g.
- *   `https://chat.example.com,http://localhost:*`. By default only the
- *   page's own origin (`http://` and the request's `Host`). A request with
- *   no `Origin` (not from a browser) is let in: an origin check protects
- *   browsers' users from other sites' pages, not the server from programs.
+ *   besides the page's own, e.g. `https://*.example.com,localhost:*` (`serve`'s
+ *   `origins`: a glob with `://` matches the whole origin, one without its
+ *   `host[:port]`). Unset or empty, only the page's own origin (its host is
+ *   the request's `Host`) may. A request with no `Origin` (not from a
+ *   browser) is let in: an origin check protects browsers' users from other
+ *   sites' pages, not the server from programs.
  * - `REDIS_URL` (optional, `redis://[:password@]host[:port]`): every process
  *   started with the same URL shares the rooms.
  *
- * HTTP: `GET /` is the page. WebSockets: `/rooms/<room>?name=<name>`; any
- * other path is refused with 404, a disallowed `Origin` with 403. Each text
+ * HTTP: `GET /` is the page. WebSockets: `/rooms/<room>?name=<name>`, a
+ * `Router` route; any other path, or a room name that is not one, is
+ * refused with 404, a disallowed `Origin` with 403 (checked first). Each text
  * message is sent to everyone in the room, the sender included, as
  * `{"type":"message","room","from","text","time"}`; a client also gets
  * `{"type":"history","room","messages","present"}` on joining and
@@ -34,11 +36,11 @@
  * @module
  */
 import {
-  HandshakeError,
   PubSub,
   RedisBroker,
+  Router,
+  type RouteRequest,
   serve,
-  type ServerRequest,
   type WebSocketConnection,
 } from "../mod.ts";
 
@@ -48,22 +50,16 @@ const port = Number(env.PORT || "8080");
 if (!Number.isInteger(port) || port < 0 || port > 65535) {
   throw new RangeError(`PORT must be a port number (0 for any), got ${port}`);
 }
+// serve's `origins`: `[]` (ORIGINS unset or empty) allows the page's own
+// origin only; each glob allows more.
 const origins = (env.ORIGINS ?? "").split(",").map((o) => o.trim())
-  .filter((o) => o !== "").map(originGlob);
+  .filter((o) => o !== "");
 const redisUrl = env.REDIS_URL || "";
 
 /** How many messages of each room a newcomer is shown. */
 const HISTORY = 50;
 const ROOM = /^[\p{L}\p{N}_.-]{1,64}$/u;
 const MAX_NAME = 32;
-
-function originGlob(glob: string): RegExp {
-  const source = glob.replace(/[.+?^${}()|[\]\\]/g, "\\$&").replaceAll(
-    "*",
-    ".*",
-  );
-  return new RegExp(`^${source}$`, "i");
-}
 
 // ---- rooms: every process's view, kept from the topics themselves ----
 
@@ -132,36 +128,35 @@ const publish = (event: ChatEvent) =>
 
 // ---- the WebSocket side ----
 
-/** The room a WebSocket path names, or `null` for any other path. */
-function roomFromPath(path: string): string | null {
-  const match = /^\/rooms\/([^/]+)$/.exec(path);
-  if (match === null) return null;
+/** What the route's upgrade attaches to each connection. */
+interface Member {
+  room: string;
+  name: string;
+}
+
+/**
+ * The route's deferred upgrade: the room `*` matched (percent-decoded) and
+ * the name from `?name=`, as the connection's typed `data`; 404 for what
+ * the glob matches but is no room (`*` matches `/` too, and nothing).
+ */
+function member(request: RouteRequest): { data: Member } | Response {
   let room: string;
   try {
-    room = decodeURIComponent(match[1]!);
+    room = decodeURIComponent(request.params[0]!);
   } catch {
-    return null;
+    room = "";
   }
-  return ROOM.test(room) ? room : null;
-}
-
-function originAllowed(request: ServerRequest): boolean {
-  const origin = request.headers.get("origin");
-  if (origin === null) return true;
-  if (origins.length === 0) {
-    return origin === `http://${request.headers.get("host")}`;
+  if (!ROOM.test(room)) {
+    return new Response("Not found: WebSockets are at /rooms/<room>\n", {
+      status: 404,
+    });
   }
-  return origins.some((glob) => glob.test(origin));
-}
-
-function nameOf(request: ServerRequest): string {
   const name = new URLSearchParams(request.query).get("name")?.trim() ?? "";
-  return name.slice(0, MAX_NAME) || "anonymous";
+  return { data: { room, name: name.slice(0, MAX_NAME) || "anonymous" } };
 }
 
-async function chat(connection: WebSocketConnection, request: ServerRequest) {
-  const room = roomFromPath(request.path)!;
-  const name = nameOf(request);
+async function chat(connection: WebSocketConnection<Member>) {
+  const { room, name } = connection.data;
   const { history, present } = roomOf(room);
   // The history, then (subscribed in the same turn) everything after it.
   const sent = connection.send(JSON.stringify({
@@ -192,22 +187,20 @@ async function chat(connection: WebSocketConnection, request: ServerRequest) {
   }
 }
 
+// Any other WebSocket path: the router's 404.
+const router = new Router<Member>().route("/rooms/*", chat, {
+  onUpgrade: member,
+});
+// SIGINT or SIGTERM aborts it: serve then closes every connection with 1001
+// (its shutdown's default code) and resolves `finished`.
+const shutdown = new AbortController();
 const server = await serve({
   hostname,
   port,
   maxMessageSize: 16 * 1024,
-  onUpgrade(request) {
-    if (roomFromPath(request.path) === null) {
-      throw new HandshakeError(`No room at ${request.path}`, 404, {
-        body: "Not found: WebSockets are at /rooms/<room>\n",
-      });
-    }
-    if (!originAllowed(request)) {
-      throw new HandshakeError("Origin not allowed", 403, {
-        body: "Forbidden: this origin may not connect\n",
-      });
-    }
-  },
+  origins,
+  signal: shutdown.signal,
+  onUpgrade: router.onUpgrade,
   fallback(request) {
     const url = new URL(request.url);
     if (url.pathname !== "/") {
@@ -227,7 +220,7 @@ const server = await serve({
       },
     });
   },
-}, chat);
+}, router.handler);
 
 const host = server.addr.hostname.includes(":")
   ? `[${server.addr.hostname}]`
@@ -239,13 +232,16 @@ console.log(
 );
 
 const signals = ["SIGINT", "SIGTERM"] as const;
-const shutdown = async () => {
-  for (const signal of signals) globalThis.process.off(signal, shutdown);
-  await server.close({ closeCode: 1001 });
+const onSignal = () => {
+  // A second signal, with the listeners gone, ends the process at once.
+  for (const signal of signals) globalThis.process.off(signal, onSignal);
+  shutdown.abort();
+};
+for (const signal of signals) globalThis.process.on(signal, onSignal);
+server.finished.then(async () => {
   await topics.close();
   globalThis.process.exit(0);
-};
-for (const signal of signals) globalThis.process.on(signal, shutdown);
+});
 
 // ---- the page: no build step, no external assets ----
 

@@ -11,66 +11,9 @@
  *     bun test ./tests/browser/
  */
 import assert from "node:assert/strict";
-import { spawnSync } from "node:child_process";
-import { existsSync } from "node:fs";
-import { createRequire } from "node:module";
 import { startChat } from "../interop/_chat.ts";
 import { interopTest, RUNTIME } from "../interop/_harness.ts";
-
-const CHROMIUM = "/usr/bin/chromium";
-const here = decodeURIComponent(new URL(".", import.meta.url).pathname);
-
-/** playwright-core, installed if need be; or why it cannot be had. */
-function playwright(): { chromium: Chromium } | string {
-  if (!existsSync(CHROMIUM)) {
-    return `${CHROMIUM} is absent (Debian's chromium package): skipped`;
-  }
-  if (!existsSync(`${here}node_modules/playwright-core/package.json`)) {
-    const npm = spawnSync("npm", ["ci", "--no-audit", "--no-fund"], {
-      cwd: here,
-      stdio: "ignore",
-      timeout: 120_000,
-    });
-    if (npm.status !== 0) {
-      return "npm ci in tests/browser/ failed (playwright-core): skipped";
-    }
-  }
-  // Through require: Deno loads the package's CommonJS entry this way.
-  return createRequire(`${here}package.json`)("playwright-core");
-}
-
-// The little of playwright-core's API used here.
-interface Locator {
-  allTextContents(): Promise<string[]>;
-  count(): Promise<number>;
-  fill(text: string): Promise<void>;
-  click(): Promise<void>;
-  press(key: string): Promise<void>;
-  waitFor(options?: { timeout?: number }): Promise<void>;
-  nth(index: number): Locator;
-  textContent(): Promise<string | null>;
-}
-interface Page {
-  goto(url: string): Promise<unknown>;
-  reload(): Promise<unknown>;
-  getByTestId(id: string): Locator;
-  waitForFunction(
-    body: string,
-    arg?: unknown,
-    options?: { timeout?: number },
-  ): Promise<unknown>;
-}
-interface Browser {
-  newContext(): Promise<{ newPage(): Promise<Page> }>;
-  close(): Promise<void>;
-}
-interface Chromium {
-  launch(options: {
-    executablePath: string;
-    args: string[];
-    headless: boolean;
-  }): Promise<Browser>;
-}
+import { launch, type Page, playwright } from "./_playwright.ts";
 
 const found = playwright();
 const name = `${RUNTIME}: examples/chat_server.ts in Chromium`;
@@ -104,14 +47,14 @@ if (typeof found === "string") {
     `${name}: two pages chat; a reloaded page gets the history`,
     async (defer) => {
       const { http } = await startChat(defer);
-      const browser = await found.chromium.launch({
-        executablePath: CHROMIUM,
-        args: ["--no-sandbox"],
-        headless: true,
-      });
+      const browser = await launch(found.chromium);
       defer(() => browser.close());
-      const alice = await (await browser.newContext()).newPage();
-      const bob = await (await browser.newContext()).newPage();
+      // The page's CSP has no 'unsafe-eval'; waitForFunction's polling of a
+      // string predicate evals it, so without this a wait that does not
+      // succeed at once fails with an EvalError.
+      const context = { bypassCSP: true };
+      const alice = await (await browser.newContext(context)).newPage();
+      const bob = await (await browser.newContext(context)).newPage();
       await join(alice, `${http}/`, "alice", "garden");
       await join(bob, `${http}/`, "bob", "garden");
 

@@ -119,6 +119,10 @@ interopTest(
     assert.equal(await refusal(`${ws}/rooms/`), 404);
     assert.equal(await refusal(`${ws}/rooms/a/b`), 404);
     assert.equal(await refusal(`${ws}/other`), 404);
+    // What the route's glob matches but names no room.
+    assert.equal(await refusal(`${ws}/rooms/%E0%A4%A`), 404);
+    assert.equal(await refusal(`${ws}/rooms/${"r".repeat(65)}`), 404);
+    assert.equal(await refusal(`${ws}/rooms/caf%C3%A9`), 101);
     const host = http.slice("http://".length);
     assert.equal(
       await refusal(`${ws}/rooms/lobby`, { origin: "http://evil.example" }),
@@ -147,16 +151,21 @@ interopTest(
 );
 
 interopTest(
-  `${chat}: ORIGINS globs decide which pages may connect`,
+  `${chat}: ORIGINS globs decide which other pages may connect`,
   async (defer) => {
+    // serve's origins: a glob with :// matches the whole origin, one
+    // without the host[:port].
     const { ws } = await startChat(defer, {
-      ORIGINS: "https://*.example.com, http://localhost:*",
+      ORIGINS: "https://*.example.com, localhost:*",
     });
     const from = (origin: string) => refusal(`${ws}/rooms/lobby`, { origin });
     assert.equal(await from("https://chat.example.com"), 101);
+    assert.equal(await from("http://chat.example.com"), 403);
     assert.equal(await from("http://localhost:3000"), 101);
+    assert.equal(await from("https://localhost:8443"), 101);
     assert.equal(await from("https://example.org"), 403);
-    assert.equal(await from(`http://${ws.slice("ws://".length)}`), 403);
+    // The page's own origin stays allowed: the page at GET / must connect.
+    assert.equal(await from(`http://${ws.slice("ws://".length)}`), 101);
   },
   40_000,
 );
