@@ -12,9 +12,21 @@
  * @module
  */
 
-import type { Extension, OutgoingData } from "./extension.ts";
+import { type Extension, isExtension } from "./extension.ts";
+import type { ExtensionOffer } from "./handshake_headers.ts";
+import type { Message } from "./protocol.ts";
+import { decodeUtf8 } from "./utf8.ts";
 
 const resolved = Promise.resolve();
+const encoder = new TextEncoder();
+
+/** Where the queue's messages and failures go: the connection's events object. */
+export interface ExtensionHost {
+  /** A message through the queue, for the inbox. */
+  deliver(message: Message): void;
+  /** A message that did not transform: the connection fails. */
+  extensionFailed(error: unknown): void;
+}
 
 /** A connection's agreed extensions, in the order agreed. */
 export class ExtensionPipeline {
@@ -26,6 +38,17 @@ export class ExtensionPipeline {
   /** Whether a message is being sent in fragments (its first has gone). */
   sending = false;
   #tail: Promise<void> = resolved;
+
+  /**
+   * The pipeline of the agreed extensions that transform messages, or
+   * `null` when none does (most connections).
+   */
+  static of(
+    agreed: readonly ExtensionOffer[] | undefined,
+  ): ExtensionPipeline | null {
+    const extensions = agreed?.filter(isExtension) ?? [];
+    return extensions.length > 0 ? new ExtensionPipeline(extensions) : null;
+  }
 
   constructor(extensions: readonly Extension[]) {
     this.extensions = extensions;
@@ -59,6 +82,41 @@ export class ExtensionPipeline {
     }).catch(failed);
   }
 
+  /** Queues a message that needs no transform behind those that do. */
+  behind(message: Message, host: ExtensionHost): void {
+    this.inOrder(
+      () => message,
+      (message) => host.deliver(message),
+      (error) => host.extensionFailed(error),
+    );
+  }
+
+  /**
+   * An extension's message: transformed in order with the messages around
+   * it, then checked (text) and delivered like any other.
+   */
+  receive(
+    payload: Uint8Array,
+    text: boolean,
+    rsv: number,
+    maxSize: number,
+    host: ExtensionHost,
+  ): void {
+    this.inOrder(
+      async () => {
+        const bytes = await this.decode(payload, rsv, maxSize);
+        return text ? decodeUtf8(bytes) : bytes;
+      },
+      (message) => host.deliver(message),
+      (error) => host.extensionFailed(error),
+    );
+  }
+
+  /** Runs `task` once the messages queued before it are through. */
+  afterMessages(task: () => void): void {
+    this.inOrder(() => null, task, () => {});
+  }
+
   /**
    * Undoes the extensions a received message went through: last agreed
    * first (RFC 6455 §9: "the order of extensions is significant"), each only
@@ -77,17 +135,32 @@ export class ExtensionPipeline {
     return payload;
   }
 
-  /** Applies every extension to an outgoing message or fragment, in order. */
+  /**
+   * Applies every extension to an outgoing message or fragment, in order:
+   * as bytes, with the RSV bits they set on its first frame only.
+   */
   async encode(
-    data: OutgoingData,
+    payload: Uint8Array | string,
+    text: boolean,
+    fin: boolean,
+    compress: boolean | undefined,
   ): Promise<{ payload: Uint8Array; rsv: number }> {
+    const first = !this.sending;
+    this.sending = !fin;
+    let data = {
+      payload: typeof payload === "string" ? encoder.encode(payload) : payload,
+      text,
+      first,
+      fin,
+      compress,
+    };
     let rsv = 0;
     for (const extension of this.extensions) {
       const out = await extension.encode(data);
       rsv |= out.rsv & extension.rsv;
       data = { ...data, payload: out.payload };
     }
-    return { payload: data.payload, rsv };
+    return { payload: data.payload, rsv: first ? rsv : 0 };
   }
 
   /** Releases every extension's resources (the connection ended). */
