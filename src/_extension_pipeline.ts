@@ -14,14 +14,23 @@
 
 import { type Extension, isExtension } from "./extension.ts";
 import type { ExtensionOffer } from "./handshake_headers.ts";
-import type { Message } from "./protocol.ts";
+import type { ConnectionClosedError } from "./errors.ts";
+import type { Message, Protocol } from "./protocol.ts";
 import { decodeUtf8 } from "./utf8.ts";
 
 const resolved = Promise.resolve();
 const encoder = new TextEncoder();
 
-/** Where the queue's messages and failures go: the connection's events object. */
+/**
+ * What the pipeline needs of its connection (where received messages and
+ * failures go, how sends are framed): the connection's events object.
+ */
 export interface ExtensionHost {
+  readonly protocol: Protocol;
+  /** Checks that bytes sent as text are UTF-8, across fragments. */
+  checkOutgoingText(bytes: Uint8Array, fin: boolean): void;
+  /** The error of an operation the connection cannot do (it is closing). */
+  closedError(what: string, cause?: unknown): ConnectionClosedError;
   /** A message through the queue, for the inbox. */
   deliver(message: Message): void;
   /** A message that did not transform: the connection fails. */
@@ -110,6 +119,42 @@ export class ExtensionPipeline {
       (message) => host.deliver(message),
       (error) => host.extensionFailed(error),
     );
+  }
+
+  /**
+   * Sends a message or fragment through the agreed extensions: as bytes,
+   * transformed, then framed with the RSV bits they set on its first frame.
+   */
+  async send(
+    payload: Message,
+    fin: boolean,
+    type: "text" | "binary" | undefined,
+    compress: boolean | undefined,
+    host: ExtensionHost,
+  ): Promise<void> {
+    const text = type === undefined
+      ? typeof payload === "string"
+      : type === "text";
+    if (text && typeof payload !== "string") {
+      host.checkOutgoingText(payload, fin);
+    }
+    let out: { payload: Uint8Array; rsv: number };
+    try {
+      out = await this.encode(payload, text, fin, compress);
+    } catch (error) {
+      throw host.closedError("send", error);
+    }
+    try {
+      host.protocol.sendFragment(
+        out.payload,
+        fin,
+        text ? "text" : "binary",
+        out.rsv,
+      );
+    } catch (error) {
+      if (error instanceof TypeError) throw error;
+      throw host.closedError("send", error);
+    }
   }
 
   /** Runs `task` once the messages queued before it are through. */

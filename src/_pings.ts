@@ -6,7 +6,9 @@
  * @module
  */
 
+import type { ConnectionState } from "./connection_options.ts";
 import type { ConnectionClosedError } from "./errors.ts";
+import type { Protocol } from "./protocol.ts";
 import { describe } from "./_connection_streams.ts";
 
 const encoder = new TextEncoder();
@@ -18,6 +20,14 @@ interface PendingPing {
   reject: (error: unknown) => void;
 }
 
+/** What a ping needs of its connection: its events object provides it. */
+export interface PingHost {
+  readonly state: ConnectionState;
+  readonly protocol: Protocol;
+  /** The error of an operation the connection cannot do (it is closing). */
+  closedError(what: string, cause?: unknown): ConnectionClosedError;
+}
+
 /** One connection's pings, oldest first. */
 export class PendingPings {
   /** Pings awaiting their pong. */
@@ -25,12 +35,14 @@ export class PendingPings {
   #counter = 0;
 
   /**
-   * The payload of a ping of `data`: by default a unique 8-byte one.
+   * Sends a ping of `data` (by default a unique 8-byte payload): resolves
+   * with its round trip in ms when its pong comes (`WebSocketConnection`'s
+   * `ping()`).
    *
    * @throws {TypeError} for `data` neither a string nor a `Uint8Array`.
    * @throws {RangeError} for a payload over 125 bytes.
    */
-  payloadOf(data: Uint8Array | string | undefined): Uint8Array {
+  ping(data: Uint8Array | string | undefined, host: PingHost): Promise<number> {
     let payload: Uint8Array;
     if (data === undefined) {
       payload = new Uint8Array(8);
@@ -47,11 +59,16 @@ export class PendingPings {
         `Ping payload is ${payload.length} bytes; at most 125 are allowed`,
       );
     }
-    return payload;
-  }
-
-  /** A ping of `payload` was sent: resolves with its round trip in ms. */
-  add(payload: Uint8Array): Promise<number> {
+    // After a transport failure or a timeout the protocol is still "open",
+    // so it would send the ping, and its promise would never settle.
+    if (host.state !== "open") {
+      return Promise.reject(host.closedError("ping"));
+    }
+    try {
+      host.protocol.ping(payload);
+    } catch (error) {
+      return Promise.reject(host.closedError("ping", error));
+    }
     return new Promise((resolve, reject) => {
       this.#pings.push({
         payload,

@@ -8,7 +8,10 @@
  * pongs and close frames) is corked and written to the channel in order.
  * How a connection ends (the close handshake, failures, the socket's drop)
  * is `_connection_end.ts`; its options and their defaults are
- * `connection_options.ts`.
+ * `connection_options.ts`. What only some connections need is
+ * `_rare_state.ts`, pings `_pings.ts`, agreed extensions
+ * `_extension_pipeline.ts`; other modules reach in through
+ * `_connection_internals.ts`.
  *
  * @module
  */
@@ -40,7 +43,11 @@ import {
 import { channelOf } from "./stream_channel.ts";
 import { RareState, SHARED_RARE_STATE } from "./_rare_state.ts";
 import { PendingPings } from "./_pings.ts";
-import { ExtensionPipeline } from "./_extension_pipeline.ts";
+import { connectionInfo } from "./_connection_info.ts";
+import {
+  type ExtensionHost,
+  ExtensionPipeline,
+} from "./_extension_pipeline.ts";
 import {
   closedError,
   closeFrameOf,
@@ -170,6 +177,7 @@ export class WebSocketConnection<Data = unknown> {
     & WriteFailureListener
     & ConnectionEndHost
     & KeepaliveHost
+    & ExtensionHost
     & {
       readonly connection: WebSocketConnection;
       readonly path: string;
@@ -249,7 +257,8 @@ export class WebSocketConnection<Data = unknown> {
       ChannelReader,
       WriteFailureListener,
       ConnectionEndHost,
-      KeepaliveHost {
+      KeepaliveHost,
+      ExtensionHost {
     /**
      * The running keepalive or drop deadline: a connection has at most one
      * at a time (a ping due, a pong due, or the socket's drop).
@@ -309,6 +318,12 @@ export class WebSocketConnection<Data = unknown> {
     extensionFailed(error: unknown): void {
       this.connection.#end.extensionFailed(error);
     }
+    checkOutgoingText(bytes: Uint8Array, fin: boolean): void {
+      this.connection.#own.checkOutgoingText(bytes, fin);
+    }
+    closedError(what: string, cause?: unknown): ConnectionClosedError {
+      return this.connection.#closedError(what, cause);
+    }
     // ChannelReader and WriteFailureListener
     received(bytes: Uint8Array | null): void {
       this.connection.#onRead(bytes);
@@ -347,12 +362,32 @@ export class WebSocketConnection<Data = unknown> {
       connection.#sendTail = connection.#sendTail.then(task);
     }
     drainUntilClosed(): void {
-      this.connection.#drainUntilClosed();
+      // Once our close frame is out, read on whether or not `readable` has
+      // room: the peer's close frame may be behind messages nobody is reading.
+      const connection = this.connection;
+      if (connection.#rare.draining) return;
+      connection.#own.draining = true;
+      connection.#readMore();
     }
     endInbox(error: unknown): void {
+      // No more messages come; a waiting `next()` gets the end now.
       const connection = this.connection;
       connection.#own.readableDone = true;
-      connection.#endInbox(error);
+      if (connection.#rare.inboxEnd !== null) return;
+      connection.#own.inboxEnd = { error };
+      if (error !== null) {
+        connection.#inbox = NO_MESSAGES;
+        connection.#inboxHead = 0;
+      }
+      const resolve = connection.#resolveWaiting;
+      if (resolve === null) return;
+      connection.#waiting = connection.#resolveWaiting = null;
+      // A rejected promise rejects it: no field for its reject function.
+      resolve(
+        error === null
+          ? { done: true, value: undefined }
+          : Promise.reject(error),
+      );
     }
     // KeepaliveHost
     sendPing(): Promise<number> {
@@ -482,23 +517,14 @@ export class WebSocketConnection<Data = unknown> {
 
   /** A snapshot of the connection's state, addresses, protocol and counters. */
   get info(): ConnectionInfo {
-    return {
-      role: this.#protocol.role,
-      state: this.#state,
-      localAddr: this.#channel.localAddr,
-      remoteAddr: this.#channel.remoteAddr,
-      protocol: this.#rare.agreedProtocol,
-      // Plain copies: an agreed extension's own object stays inside.
-      extensions: this.#rare.extensions.map(({ name, params }) => ({
-        name,
-        params: { ...params },
-      })),
-      path: this.#events.path,
-      bytesReceived: this.#bytesReceived,
-      bytesSent: this.#bytesSent,
-      messagesReceived: this.#messagesReceived,
-      messagesSent: this.#messagesSent,
-    };
+    return connectionInfo(
+      this.#events,
+      this.#rare,
+      this.#bytesReceived,
+      this.#bytesSent,
+      this.#messagesReceived,
+      this.#messagesSent,
+    );
   }
 
   /**
@@ -675,18 +701,7 @@ export class WebSocketConnection<Data = unknown> {
    */
   ping(data?: Uint8Array | string): Promise<number> {
     const pings = this.#rare.pings ?? (this.#own.pings = new PendingPings());
-    const payload = pings.payloadOf(data);
-    // After a transport failure or a timeout the protocol is still "open",
-    // so it would send the ping, and its promise would never settle.
-    if (this.#state !== "open") {
-      return Promise.reject(this.#closedError("ping"));
-    }
-    try {
-      this.#protocol.ping(payload);
-    } catch (error) {
-      return Promise.reject(this.#closedError("ping", error));
-    }
-    return pings.add(payload);
+    return pings.ping(data, this.#events);
   }
 
   /**
@@ -760,45 +775,11 @@ export class WebSocketConnection<Data = unknown> {
   ): Promise<void> {
     const pipeline = this.#rare.pipeline;
     if (pipeline === null) this.#sendNow(payload, fin, type);
-    else await this.#sendTransformed(pipeline, payload, fin, type, compress);
+    else {
+      await pipeline.send(payload, fin, type, compress, this.#events);
+      if (fin) this.#messagesSent++;
+    }
     if (!this.#hasRoom()) await this.#flush();
-  }
-
-  /**
-   * Sends a message or fragment through the agreed extensions: as bytes,
-   * transformed, then framed with the RSV bits they set on its first frame.
-   */
-  async #sendTransformed(
-    pipeline: ExtensionPipeline,
-    payload: Message,
-    fin: boolean,
-    type: "text" | "binary" | undefined,
-    compress: boolean | undefined,
-  ): Promise<void> {
-    const text = type === undefined
-      ? typeof payload === "string"
-      : type === "text";
-    if (text && typeof payload !== "string") {
-      this.#own.checkOutgoingText(payload, fin);
-    }
-    let out: { payload: Uint8Array; rsv: number };
-    try {
-      out = await pipeline.encode(payload, text, fin, compress);
-    } catch (error) {
-      throw this.#closedError("send", error);
-    }
-    try {
-      this.#protocol.sendFragment(
-        out.payload,
-        fin,
-        text ? "text" : "binary",
-        out.rsv,
-      );
-    } catch (error) {
-      if (error instanceof TypeError) throw error;
-      throw this.#closedError("send", error);
-    }
-    if (fin) this.#messagesSent++;
   }
 
   /**
@@ -1009,38 +990,10 @@ export class WebSocketConnection<Data = unknown> {
 
   /** The application stopped reading: like WebSocketStream, that closes. */
   #stopReading(): void {
-    this.#own.readableDone = true;
     this.#inbox = NO_MESSAGES;
     this.#inboxHead = 0;
-    this.#endInbox(null);
+    this.#events.endInbox(null);
     void this.close();
-  }
-
-  /** No more messages come; a waiting `next()` gets the end now. */
-  #endInbox(error: unknown): void {
-    if (this.#rare.inboxEnd !== null) return;
-    this.#own.inboxEnd = { error };
-    if (error !== null) {
-      this.#inbox = NO_MESSAGES;
-      this.#inboxHead = 0;
-    }
-    const resolve = this.#resolveWaiting;
-    if (resolve === null) return;
-    this.#waiting = this.#resolveWaiting = null;
-    // A rejected promise rejects it: no field for its reject function.
-    resolve(
-      error === null ? { done: true, value: undefined } : Promise.reject(error),
-    );
-  }
-
-  /**
-   * Once our close frame is out, read on whether or not `readable` has room:
-   * the peer's close frame may be behind messages nobody is reading.
-   */
-  #drainUntilClosed(): void {
-    if (this.#rare.draining) return;
-    this.#own.draining = true;
-    this.#readMore();
   }
 
   #onMessage(data: Message): void {
