@@ -735,7 +735,8 @@ export class WebSocketConnection<Data = unknown> {
 
   /**
    * Async iteration over the messages received, like iterating `readable`
-   * (leaving the loop early closes the connection) but without the stream.
+   * (leaving the loop early closes the connection, with 1000 at the end of
+   * the turn unless a close was asked for first) but without the stream.
    * It ends after a clean close and throws `ConnectionClosedError` after an
    * unclean one.
    */
@@ -988,12 +989,18 @@ export class WebSocketConnection<Data = unknown> {
     }
   }
 
-  /** The application stopped reading: like WebSocketStream, that closes. */
+  /**
+   * The application stopped reading (it left its loop, or cancelled
+   * `readable`): like WebSocketStream, that closes, with 1000, at the end of
+   * the turn. A close asked for before then wins: the application's own, or
+   * `serve`'s 1011 for a handler that threw out of its loop (JavaScript runs
+   * the loop's `return()` before the error reaches `serve`).
+   */
   #stopReading(): void {
     this.#inbox = NO_MESSAGES;
     this.#inboxHead = 0;
     this.#events.endInbox(null);
-    void this.close();
+    nextMacrotask(() => void this.close());
   }
 
   #onMessage(data: Message): void {
