@@ -13,13 +13,15 @@
  */
 
 import type { ByteChannel } from "./byte_channel.ts";
+import { DEFAULT_CLOSE_REASONS, encodeClosePayload } from "./close.ts";
 import type {
+  CloseOptions,
   ConnectionSettings,
   ConnectionState,
 } from "./connection_options.ts";
 
 export type { ConnectionState } from "./connection_options.ts";
-import { ConnectionClosedError, type ProtocolError } from "./errors.ts";
+import { ConnectionClosedError, ProtocolError } from "./errors.ts";
 import type { Protocol } from "./protocol.ts";
 import { type Deadline, DeadlineQueues } from "./_deadline_queue.ts";
 
@@ -253,6 +255,20 @@ export class ConnectionEnd {
     this.finish(this.#abnormal(""), false);
   }
 
+  /**
+   * A received message did not transform (an agreed extension's failure):
+   * it fails the connection as `receive` would, a protocol error with its
+   * close code, anything else as the socket's failure.
+   */
+  extensionFailed(error: unknown): void {
+    if (this.info !== null) return;
+    if (error instanceof ProtocolError) {
+      this.host.protocol.failWith(error);
+      if (this.failing !== null) return;
+      this.protocolFailed(error);
+    } else this.transportFailed();
+  }
+
   /** The keepalive's pong did not come in time. */
   keepaliveTimedOut(): void {
     this.finish(this.#abnormal("Keepalive ping timed out"), false);
@@ -386,6 +402,27 @@ export class ConnectionEnd {
   closedError(what: string, cause?: unknown): ConnectionClosedError {
     return closedError(this.host.state, this, what, cause);
   }
+}
+
+/**
+ * The close frame `close(options)` asks for: code 1000 and the code's
+ * standard reason unless given.
+ *
+ * @throws {TypeError} for `code` given instead of `closeCode`.
+ * @throws {RangeError} for a code that may not be sent or a reason over 123
+ * bytes.
+ */
+export function closeFrameOf(options: CloseOptions): CloseFrame {
+  if ((options as { code?: unknown }).code !== undefined) {
+    throw new TypeError(
+      "close() takes closeCode, not code: close({ closeCode, reason })",
+    );
+  }
+  const code = options.closeCode ?? 1000;
+  const reason = options.reason ?? DEFAULT_CLOSE_REASONS[code] ?? "";
+  // Validate now, so a bad argument throws at the call.
+  encodeClosePayload(code, reason);
+  return { closeCode: code, reason };
 }
 
 /**

@@ -7,7 +7,8 @@
 import { readHead } from "./_read_head.ts";
 import type { ByteChannel } from "./byte_channel.ts";
 import { channelOf } from "./stream_channel.ts";
-import { openConnection, type WebSocketConnection } from "./connection.ts";
+import type { WebSocketConnection } from "./connection.ts";
+import { openConnection } from "./_connection_internals.ts";
 import {
   type ConnectionOptions,
   type ConnectionSettings,

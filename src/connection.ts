@@ -8,7 +8,10 @@
  * pongs and close frames) is corked and written to the channel in order.
  * How a connection ends (the close handshake, failures, the socket's drop)
  * is `_connection_end.ts`; its options and their defaults are
- * `connection_options.ts`.
+ * `connection_options.ts`. What only some connections need is
+ * `_rare_state.ts`, pings `_pings.ts`, agreed extensions
+ * `_extension_pipeline.ts`; other modules reach in through
+ * `_connection_internals.ts`.
  *
  * @module
  */
@@ -19,7 +22,6 @@ import type {
   ChannelReader,
   WriteFailureListener,
 } from "./byte_channel.ts";
-import { DEFAULT_CLOSE_REASONS, encodeClosePayload } from "./close.ts";
 import {
   checkType,
   type CloseOptions,
@@ -39,11 +41,16 @@ import {
   type ProtocolHandler,
 } from "./protocol.ts";
 import { channelOf } from "./stream_channel.ts";
-import { decodeUtf8, Utf8Decoder } from "./utf8.ts";
-import { isExtension } from "./extension.ts";
-import { ExtensionPipeline } from "./_extension_pipeline.ts";
+import { RareState, SHARED_RARE_STATE } from "./_rare_state.ts";
+import { PendingPings } from "./_pings.ts";
+import { connectionInfo } from "./_connection_info.ts";
+import {
+  type ExtensionHost,
+  ExtensionPipeline,
+} from "./_extension_pipeline.ts";
 import {
   closedError,
+  closeFrameOf,
   type CloseInfo,
   ConnectionEnd,
   type ConnectionEndHost,
@@ -55,7 +62,6 @@ import { writeFrames } from "./_write_frames.ts";
 import { Link } from "./_linked_list.ts";
 import { connectionData, controlListenerOf } from "./_connection_data.ts";
 import {
-  describe,
   fragmentsWritable,
   messagesReadable,
   messagesWritable,
@@ -83,7 +89,6 @@ const FLUSH_SCHEDULED = 2;
 /** Where the state sits in `#flags`: its index in STATES. */
 const STATE_SHIFT = 2;
 const STATES: readonly ConnectionState[] = ["open", "closing", "closed"];
-const encoder = new TextEncoder();
 
 /**
  * Frames written within one turn of the event loop are gathered ("corked")
@@ -99,8 +104,6 @@ const nextMacrotask: (task: () => void) => void =
   (globalThis as { setImmediate?: (task: () => void) => void }).setImmediate ??
     ((task) => setTimeout(task, 0));
 const resolved = Promise.resolve();
-/** Shared by every connection without extensions (never changed). */
-const NO_EXTENSIONS: ExtensionOffer[] = [];
 /** `send()` and `close()` without options, shared. */
 const NO_OPTIONS: Readonly<SendOptions & CloseOptions> = Object.freeze({});
 /**
@@ -112,113 +115,26 @@ const NO_MESSAGES = Object.freeze([]) as unknown as Message[];
 /** Taken messages at the inbox's front before it is compacted. */
 const INBOX_COMPACT = 64;
 
-interface PendingPing {
-  payload: Uint8Array;
-  started: number;
-  resolve: (rtt: number) => void;
-  reject: (error: unknown) => void;
-}
-
 /**
- * What only some connections ever need: a subprotocol, extensions, bytes
- * read past the handshake, the streams,
- * `closed`, pings, text checks of bytes sent as text, and the end.
- *
- * Every connection starts with {@link SHARED_RARE_STATE}, one frozen
- * instance for all of them, and gets its own on its first write to one of
- * these (`#own`): an idle connection is then 18 fields, JavaScriptCore's
- * 160-byte size class on Bun instead of 224 (a heap census of an idle Bun
- * server; `tests/connection_size_test.ts` holds it there).
+ * What the library's other modules reach inside a connection for, set by
+ * the class's static block; `_connection_internals.ts` gives each its name
+ * and its documentation. Internal.
  */
-class RareState {
-  agreedProtocol = "";
-  extensions: ExtensionOffer[] = NO_EXTENSIONS;
-  /** Bytes read past the handshake, not yet fed to the protocol. */
-  head: Uint8Array | null = null;
-  /** Set when no more messages come: `null` error means a clean end. */
-  inboxEnd: { error: unknown } | null = null;
-  readable: ReadableStream<Message> | null = null;
-  writable: WritableStream<Sendable> | null = null;
-  /** `closed`, made when first asked for. */
-  closed: PromiseWithResolvers<CloseInfo> | null = null;
-  readableDone = false;
-  /** Reading on regardless of the inbox, for the close frame behind it. */
-  draining = false;
-  overflowBytes = 0;
-  /** Pings awaiting their pong. */
-  pings: PendingPing[] | null = null;
-  pingCounter = 0;
-  outgoingText: Utf8Decoder | null = null;
-  /** The close handshake and failures, once the end has begun. */
-  end: ConnectionEnd | null = null;
-  /** The agreed extensions that transform messages, if any. */
-  pipeline: ExtensionPipeline | null = null;
+export interface ConnectionInternals {
+  link(connection: WebSocketConnection): OpenLink | null;
+  drop(connection: WebSocketConnection): void;
+  sendEncoded(
+    connection: WebSocketConnection,
+    frame: Uint8Array,
+  ): Promise<void> | null;
+  pendingBytes(connection: WebSocketConnection): number;
+  /** The settings of the next connection made (`null` after it). */
+  preset(settings: ConnectionSettings | null): void;
 }
-/** The state of every connection that has none of its own. */
-const SHARED_RARE_STATE: RareState = Object.freeze(new RareState());
-
-/**
- * A connection's link in an `OpenConnections`: its events object, or
- * `null` once the connection is over (see {@link connectionLink}).
- */
-let linkOf: (connection: WebSocketConnection) => OpenLink | null;
-
-/**
- * A connection's link in an `OpenConnections` (its events object, which a
- * list can hold without a node of its own), or `null` once it is over.
- * Internal to open_connections.ts.
- */
-export function connectionLink(
-  connection: WebSocketConnection,
-): OpenLink | null {
-  return linkOf(connection);
-}
-
-let dropOf: (connection: WebSocketConnection) => void;
-
-/**
- * Closes a connection's socket at once, without a close handshake (or
- * cutting the one under way short): its `closed` reports 1006. Internal: a
- * server's shutdown deadline.
- */
-export function dropConnection(connection: WebSocketConnection): void {
-  dropOf(connection);
-}
-
-/**
- * Sends a frame encoded once for many connections (`PubSub.publish`)
- * through the connection's ordered send path: after every send before it,
- * corked with the rest, never while a fragmented message is going out, and
- * only while the connection may still send (a close frame not yet sent or
- * received). Returns `null` when this connection cannot take shared bytes: a
- * client masks every frame with its own key (RFC 6455 §5.3), and an agreed
- * extension (permessage-deflate) transforms each message with the
- * connection's own context; the caller then sends the message itself.
- * Internal to pubsub.ts.
- */
-export function sendEncoded(
-  connection: WebSocketConnection,
-  frame: Uint8Array,
-): Promise<void> | null {
-  return sendEncodedOf(connection, frame);
-}
-let sendEncodedOf: (
-  connection: WebSocketConnection,
-  frame: Uint8Array,
-) => Promise<void> | null;
-
-/**
- * The bytes a connection has taken and not yet written to its socket
- * (corked, and buffered by its transport): how far behind its peer is.
- * Internal to pubsub.ts.
- */
-export function pendingBytes(connection: WebSocketConnection): number {
-  return pendingBytesOf(connection);
-}
-let pendingBytesOf: (connection: WebSocketConnection) => number;
-
 /** A connection as an entry of a linked list. */
 export type OpenLink = Link & { readonly connection: WebSocketConnection };
+/** See {@link ConnectionInternals}. Internal. */
+export let connectionInternals: ConnectionInternals;
 
 /** The settings for the next connection made (see `openConnection`). */
 let presetSettings: ConnectionSettings | null = null;
@@ -261,6 +177,7 @@ export class WebSocketConnection<Data = unknown> {
     & WriteFailureListener
     & ConnectionEndHost
     & KeepaliveHost
+    & ExtensionHost
     & {
       readonly connection: WebSocketConnection;
       readonly path: string;
@@ -340,7 +257,8 @@ export class WebSocketConnection<Data = unknown> {
       ChannelReader,
       WriteFailureListener,
       ConnectionEndHost,
-      KeepaliveHost {
+      KeepaliveHost,
+      ExtensionHost {
     /**
      * The running keepalive or drop deadline: a connection has at most one
      * at a time (a ping due, a pong due, or the socket's drop).
@@ -358,36 +276,53 @@ export class WebSocketConnection<Data = unknown> {
       const pipeline = this.connection.#rare.pipeline;
       // Behind an extension's message still being transformed, in order.
       if (pipeline !== null && pipeline.pending > 0) {
-        pipeline.inOrder(
-          () => data,
-          (data) => this.connection.#deliver(data),
-          (error) => this.connection.#extensionFailed(error),
-        );
+        pipeline.behind(data, this);
       } else this.connection.#onMessage(data);
     }
     extensionMessage(payload: Uint8Array, text: boolean, rsv: number): void {
-      this.connection.#onExtensionMessage(payload, text, rsv);
+      const { maxMessageSize } = this.connection.#settings;
+      this.connection.#rare.pipeline!
+        .receive(payload, text, rsv, maxMessageSize, this);
     }
     ping(payload: Uint8Array): void {
       this.connection.#settings.onPing?.(payload);
       controlListenerOf(this.connection)?.ping?.(payload);
     }
     pong(payload: Uint8Array): void {
-      this.connection.#onPong(payload);
+      const connection = this.connection;
+      connection.#rare.pings?.answered(payload);
+      connection.#settings.onPong?.(payload);
+      controlListenerOf(connection)?.pong?.(payload);
     }
     close(code: number, reason: string): void {
       const pipeline = this.connection.#rare.pipeline;
       if (pipeline !== null && pipeline.pending > 0) {
         // The messages before the close frame come first.
-        pipeline.inOrder(
-          () => null,
-          () => this.connection.#end.peerClosed(code, reason),
-          () => {},
+        pipeline.afterMessages(() =>
+          this.connection.#end.peerClosed(code, reason)
         );
       } else this.connection.#end.peerClosed(code, reason);
     }
     send(bytes: Uint8Array): typeof BYTES_COPIED | undefined {
       return this.connection.#write(bytes) ? BYTES_COPIED : undefined;
+    }
+    // ExtensionHost
+    deliver(data: Message): void {
+      const connection = this.connection;
+      const rare = connection.#rare;
+      // Not once the inbox has ended.
+      if (rare.inboxEnd !== null || rare.end?.failing) return;
+      connection.#onMessage(data);
+      connection.#readMore();
+    }
+    extensionFailed(error: unknown): void {
+      this.connection.#end.extensionFailed(error);
+    }
+    checkOutgoingText(bytes: Uint8Array, fin: boolean): void {
+      this.connection.#own.checkOutgoingText(bytes, fin);
+    }
+    closedError(what: string, cause?: unknown): ConnectionClosedError {
+      return this.connection.#closedError(what, cause);
     }
     // ChannelReader and WriteFailureListener
     received(bytes: Uint8Array | null): void {
@@ -427,12 +362,32 @@ export class WebSocketConnection<Data = unknown> {
       connection.#sendTail = connection.#sendTail.then(task);
     }
     drainUntilClosed(): void {
-      this.connection.#drainUntilClosed();
+      // Once our close frame is out, read on whether or not `readable` has
+      // room: the peer's close frame may be behind messages nobody is reading.
+      const connection = this.connection;
+      if (connection.#rare.draining) return;
+      connection.#own.draining = true;
+      connection.#readMore();
     }
     endInbox(error: unknown): void {
+      // No more messages come; a waiting `next()` gets the end now.
       const connection = this.connection;
       connection.#own.readableDone = true;
-      connection.#endInbox(error);
+      if (connection.#rare.inboxEnd !== null) return;
+      connection.#own.inboxEnd = { error };
+      if (error !== null) {
+        connection.#inbox = NO_MESSAGES;
+        connection.#inboxHead = 0;
+      }
+      const resolve = connection.#resolveWaiting;
+      if (resolve === null) return;
+      connection.#waiting = connection.#resolveWaiting = null;
+      // A rejected promise rejects it: no field for its reject function.
+      resolve(
+        error === null
+          ? { done: true, value: undefined }
+          : Promise.reject(error),
+      );
     }
     // KeepaliveHost
     sendPing(): Promise<number> {
@@ -442,10 +397,7 @@ export class WebSocketConnection<Data = unknown> {
       this.connection.#end.keepaliveTimedOut();
     }
     rejectPings(error: () => ConnectionClosedError): void {
-      const pings = this.connection.#rare.pings;
-      if (pings === null || pings.length === 0) return;
-      const reason = error();
-      for (const ping of pings.splice(0)) ping.reject(reason);
+      this.connection.#rare.pings?.rejectAll(error);
     }
     uncork(): void {
       this.connection.#uncork();
@@ -462,17 +414,17 @@ export class WebSocketConnection<Data = unknown> {
   };
 
   static {
-    sendEncodedOf = (connection, frame) => connection.#sendEncoded(frame);
-    pendingBytesOf = (connection) =>
-      connection.#corkedBytes + connection.#channel.bufferedAmount;
-  }
-
-  static {
-    linkOf = (connection) => {
-      const end = connection.#rare.end;
-      return end !== null && end.settled ? null : connection.#events;
+    connectionInternals = {
+      link(connection) {
+        const end = connection.#rare.end;
+        return end !== null && end.settled ? null : connection.#events;
+      },
+      drop: (connection) => connection.#channel.close(),
+      sendEncoded: (connection, frame) => connection.#sendEncoded(frame),
+      pendingBytes: (connection) =>
+        connection.#corkedBytes + connection.#channel.bufferedAmount,
+      preset: (settings) => void (presetSettings = settings),
     };
-    dropOf = (connection) => connection.#channel.close();
   }
 
   /** The connection's own async iterator (see `[Symbol.asyncIterator]`). */
@@ -509,9 +461,9 @@ export class WebSocketConnection<Data = unknown> {
     }
     if (options.head && options.head.length > 0) this.#own.head = options.head;
     let protocolOptions: ConnectionSettings = settings;
-    const agreed = options.extensions?.filter(isExtension) ?? [];
-    if (agreed.length > 0) {
-      const pipeline = this.#own.pipeline = new ExtensionPipeline(agreed);
+    const pipeline = ExtensionPipeline.of(options.extensions);
+    if (pipeline !== null) {
+      this.#own.pipeline = pipeline;
       // The RSV bits the agreed extensions own: this connection's own options.
       protocolOptions = Object.freeze({
         ...settings,
@@ -528,14 +480,7 @@ export class WebSocketConnection<Data = unknown> {
 
   /** Resolves (never rejects) with how the connection ended. */
   get closed(): Promise<CloseInfo> {
-    let closed = this.#rare.closed;
-    if (closed === null) {
-      // Made on demand: most connections are never asked.
-      closed = this.#own.closed = Promise.withResolvers();
-      const end = this.#rare.end;
-      if (end !== null && end.settled) closed.resolve(end.info!);
-    }
-    return closed.promise;
+    return (this.#rare.closed ?? this.#own.closedOnDemand()).promise;
   }
 
   /** Where the connection stands: `open`, `closing` or `closed`. */
@@ -572,23 +517,14 @@ export class WebSocketConnection<Data = unknown> {
 
   /** A snapshot of the connection's state, addresses, protocol and counters. */
   get info(): ConnectionInfo {
-    return {
-      role: this.#protocol.role,
-      state: this.#state,
-      localAddr: this.#channel.localAddr,
-      remoteAddr: this.#channel.remoteAddr,
-      protocol: this.#rare.agreedProtocol,
-      // Plain copies: an agreed extension's own object stays inside.
-      extensions: this.#rare.extensions.map(({ name, params }) => ({
-        name,
-        params: { ...params },
-      })),
-      path: this.#events.path,
-      bytesReceived: this.#bytesReceived,
-      bytesSent: this.#bytesSent,
-      messagesReceived: this.#messagesReceived,
-      messagesSent: this.#messagesSent,
-    };
+    return connectionInfo(
+      this.#events,
+      this.#rare,
+      this.#bytesReceived,
+      this.#bytesSent,
+      this.#messagesReceived,
+      this.#messagesSent,
+    );
   }
 
   /**
@@ -764,40 +700,8 @@ export class WebSocketConnection<Data = unknown> {
    * ```
    */
   ping(data?: Uint8Array | string): Promise<number> {
-    let payload: Uint8Array;
-    if (data === undefined) {
-      payload = new Uint8Array(8);
-      new DataView(payload.buffer).setFloat64(0, ++this.#own.pingCounter);
-    } else if (typeof data === "string") payload = encoder.encode(data);
-    else if (data instanceof Uint8Array) payload = data.slice();
-    else {
-      throw new TypeError(
-        `Cannot ping with ${describe(data)}: expected a string or Uint8Array`,
-      );
-    }
-    if (payload.length > 125) {
-      throw new RangeError(
-        `Ping payload is ${payload.length} bytes; at most 125 are allowed`,
-      );
-    }
-    // After a transport failure or a timeout the protocol is still "open",
-    // so it would send the ping, and its promise would never settle.
-    if (this.#state !== "open") {
-      return Promise.reject(this.#closedError("ping"));
-    }
-    try {
-      this.#protocol.ping(payload);
-    } catch (error) {
-      return Promise.reject(this.#closedError("ping", error));
-    }
-    return new Promise((resolve, reject) => {
-      (this.#own.pings ??= []).push({
-        payload,
-        started: performance.now(),
-        resolve,
-        reject,
-      });
-    });
+    const pings = this.#rare.pings ?? (this.#own.pings = new PendingPings());
+    return pings.ping(data, this.#events);
   }
 
   /**
@@ -824,22 +728,15 @@ export class WebSocketConnection<Data = unknown> {
    * ```
    */
   close(options: CloseOptions = NO_OPTIONS): Promise<CloseInfo> {
-    if ((options as { code?: unknown }).code !== undefined) {
-      throw new TypeError(
-        "close() takes closeCode, not code: close({ closeCode, reason })",
-      );
-    }
-    const code = options.closeCode ?? 1000;
-    const reason = options.reason ?? DEFAULT_CLOSE_REASONS[code] ?? "";
-    // Validate now, so a bad argument throws at the call.
-    encodeClosePayload(code, reason);
-    if (this.#state === "open") this.#end.close(code, reason);
+    const { closeCode, reason } = closeFrameOf(options);
+    if (this.#state === "open") this.#end.close(closeCode, reason);
     return this.closed;
   }
 
   /**
    * Async iteration over the messages received, like iterating `readable`
-   * (leaving the loop early closes the connection) but without the stream.
+   * (leaving the loop early closes the connection, with 1000 at the end of
+   * the turn unless a close was asked for first) but without the stream.
    * It ends after a clean close and throws `ConnectionClosedError` after an
    * unclean one.
    */
@@ -879,56 +776,11 @@ export class WebSocketConnection<Data = unknown> {
   ): Promise<void> {
     const pipeline = this.#rare.pipeline;
     if (pipeline === null) this.#sendNow(payload, fin, type);
-    else await this.#sendTransformed(pipeline, payload, fin, type, compress);
-    if (!this.#hasRoom()) await this.#flush();
-  }
-
-  /**
-   * Sends a message or fragment through the agreed extensions: as bytes,
-   * transformed, then framed with the RSV bits they set on its first frame.
-   */
-  async #sendTransformed(
-    pipeline: ExtensionPipeline,
-    payload: Message,
-    fin: boolean,
-    type: "text" | "binary" | undefined,
-    compress: boolean | undefined,
-  ): Promise<void> {
-    const text = type === undefined
-      ? typeof payload === "string"
-      : type === "text";
-    let bytes: Uint8Array;
-    if (typeof payload === "string") bytes = encoder.encode(payload);
     else {
-      if (text) this.#checkOutgoingText(payload, fin);
-      bytes = payload;
+      await pipeline.send(payload, fin, type, compress, this.#events);
+      if (fin) this.#messagesSent++;
     }
-    const first = !pipeline.sending;
-    pipeline.sending = !fin;
-    let out: { payload: Uint8Array; rsv: number };
-    try {
-      out = await pipeline.encode({
-        payload: bytes,
-        text,
-        first,
-        fin,
-        compress,
-      });
-    } catch (error) {
-      throw this.#closedError("send", error);
-    }
-    try {
-      this.#protocol.sendFragment(
-        out.payload,
-        fin,
-        text ? "text" : "binary",
-        first ? out.rsv : 0,
-      );
-    } catch (error) {
-      if (error instanceof TypeError) throw error;
-      throw this.#closedError("send", error);
-    }
-    if (fin) this.#messagesSent++;
+    if (!this.#hasRoom()) await this.#flush();
   }
 
   /**
@@ -942,7 +794,7 @@ export class WebSocketConnection<Data = unknown> {
   ): void {
     try {
       if (type === "text" && typeof payload !== "string") {
-        this.#checkOutgoingText(payload, fin);
+        this.#own.checkOutgoingText(payload, fin);
         this.#protocol.sendFragment(payload, fin, "text");
       } else if (type === undefined) this.#protocol.sendMessage(payload);
       else this.#protocol.sendFragment(payload, fin, type);
@@ -951,21 +803,6 @@ export class WebSocketConnection<Data = unknown> {
       throw this.#closedError("send", error);
     }
     if (fin) this.#messagesSent++;
-  }
-
-  /** Checks that bytes sent as text are UTF-8, across fragments. */
-  #checkOutgoingText(bytes: Uint8Array, fin: boolean): void {
-    const text = this.#own.outgoingText ??= new Utf8Decoder();
-    try {
-      text.push(bytes);
-      if (fin) text.end();
-    } catch {
-      this.#own.outgoingText = null;
-      throw new TypeError(
-        "Cannot send bytes as text: they are not valid UTF-8",
-      );
-    }
-    if (fin) this.#own.outgoingText = null;
   }
 
   /**
@@ -1134,7 +971,7 @@ export class WebSocketConnection<Data = unknown> {
       const pipeline = this.#rare.pipeline;
       // The end of the stream comes after the messages still transforming.
       if (pipeline !== null && pipeline.pending > 0) {
-        return pipeline.inOrder(() => null, () => this.#end.ended(), () => {});
+        return pipeline.afterMessages(() => this.#end.ended());
       }
       return this.#end.ended();
     }
@@ -1152,40 +989,18 @@ export class WebSocketConnection<Data = unknown> {
     }
   }
 
-  /** The application stopped reading: like WebSocketStream, that closes. */
+  /**
+   * The application stopped reading (it left its loop, or cancelled
+   * `readable`): like WebSocketStream, that closes, with 1000, at the end of
+   * the turn. A close asked for before then wins: the application's own, or
+   * `serve`'s 1011 for a handler that threw out of its loop (JavaScript runs
+   * the loop's `return()` before the error reaches `serve`).
+   */
   #stopReading(): void {
-    this.#own.readableDone = true;
     this.#inbox = NO_MESSAGES;
     this.#inboxHead = 0;
-    this.#endInbox(null);
-    void this.close();
-  }
-
-  /** No more messages come; a waiting `next()` gets the end now. */
-  #endInbox(error: unknown): void {
-    if (this.#rare.inboxEnd !== null) return;
-    this.#own.inboxEnd = { error };
-    if (error !== null) {
-      this.#inbox = NO_MESSAGES;
-      this.#inboxHead = 0;
-    }
-    const resolve = this.#resolveWaiting;
-    if (resolve === null) return;
-    this.#waiting = this.#resolveWaiting = null;
-    // A rejected promise rejects it: no field for its reject function.
-    resolve(
-      error === null ? { done: true, value: undefined } : Promise.reject(error),
-    );
-  }
-
-  /**
-   * Once our close frame is out, read on whether or not `readable` has room:
-   * the peer's close frame may be behind messages nobody is reading.
-   */
-  #drainUntilClosed(): void {
-    if (this.#rare.draining) return;
-    this.#own.draining = true;
-    this.#readMore();
+    this.#events.endInbox(null);
+    nextMacrotask(() => void this.close());
   }
 
   #onMessage(data: Message): void {
@@ -1209,79 +1024,7 @@ export class WebSocketConnection<Data = unknown> {
     else this.#inbox.push(data);
   }
 
-  /**
-   * An extension's message: transformed in order with the messages around
-   * it, then checked (text) and queued like any other.
-   */
-  #onExtensionMessage(payload: Uint8Array, text: boolean, rsv: number): void {
-    const pipeline = this.#rare.pipeline!;
-    const maxSize = this.#settings.maxMessageSize;
-    pipeline.inOrder(
-      async () => {
-        const bytes = await pipeline.decode(payload, rsv, maxSize);
-        return text ? decodeUtf8(bytes) : bytes;
-      },
-      (message) => this.#deliver(message),
-      (error) => this.#extensionFailed(error),
-    );
-  }
-
-  /** A message out of the extensions' queue, unless the inbox has ended. */
-  #deliver(data: Message): void {
-    if (this.#rare.inboxEnd !== null || this.#rare.end?.failing) return;
-    this.#onMessage(data);
-    this.#readMore();
-  }
-
-  /** A message that did not transform fails the connection, as `receive` would. */
-  #extensionFailed(error: unknown): void {
-    if (this.#rare.end?.info) return;
-    if (error instanceof ProtocolError) {
-      this.#protocol.failWith(error);
-      if (this.#rare.end?.failing) return;
-      this.#end.protocolFailed(error);
-    } else this.#end.transportFailed();
-  }
-
-  #onPong(payload: Uint8Array): void {
-    const pings = this.#rare.pings;
-    if (pings !== null) {
-      const index = pings.findIndex((ping) => equal(ping.payload, payload));
-      if (index >= 0) {
-        const now = performance.now();
-        for (const ping of pings.splice(0, index + 1)) {
-          ping.resolve(now - ping.started);
-        }
-      }
-    }
-    this.#settings.onPong?.(payload);
-    controlListenerOf(this)?.pong?.(payload);
-  }
-
   #closedError(what: string, cause?: unknown): ConnectionClosedError {
     return closedError(this.#state, this.#rare.end, what, cause);
   }
-}
-
-/**
- * A connection whose settings are already resolved: how `serve` makes each
- * of its connections share one settings object. Internal.
- */
-export function openConnection(
-  stream: ByteStream,
-  options: ConnectionSetup,
-  settings: ConnectionSettings,
-): WebSocketConnection {
-  presetSettings = settings;
-  try {
-    return new WebSocketConnection(stream, options);
-  } finally {
-    presetSettings = null;
-  }
-}
-
-function equal(a: Uint8Array, b: Uint8Array): boolean {
-  if (a.length !== b.length) return false;
-  for (let i = 0; i < a.length; i++) if (a[i] !== b[i]) return false;
-  return true;
 }

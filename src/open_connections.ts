@@ -5,11 +5,8 @@
  * @module
  */
 
-import {
-  connectionLink,
-  type OpenLink,
-  WebSocketConnection,
-} from "./connection.ts";
+import { WebSocketConnection } from "./connection.ts";
+import { connectionLink, type OpenLink } from "./_connection_internals.ts";
 import { type Link, LinkedList } from "./_linked_list.ts";
 
 /**

@@ -7,11 +7,8 @@
  * @module
  */
 
-import {
-  pendingBytes,
-  sendEncoded,
-  type WebSocketConnection,
-} from "./connection.ts";
+import type { WebSocketConnection } from "./connection.ts";
+import { pendingBytes, sendEncoded } from "./_connection_internals.ts";
 import { encodeFrame, Opcode } from "./frame.ts";
 import type { Message } from "./protocol.ts";
 

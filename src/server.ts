@@ -9,7 +9,8 @@ import { Link, LinkedList } from "./_linked_list.ts";
 import { readHead } from "./_read_head.ts";
 import { DEFAULT_MAX_BODY_SIZE, serveFallback } from "./_http_fallback.ts";
 import { channelOf } from "./stream_channel.ts";
-import { dropConnection, type WebSocketConnection } from "./connection.ts";
+import type { WebSocketConnection } from "./connection.ts";
+import { dropConnection } from "./_connection_internals.ts";
 import { OpenConnections } from "./open_connections.ts";
 import { attachConnectionData } from "./_connection_data.ts";
 import {

@@ -6,11 +6,8 @@
  */
 
 import type { ByteStream } from "./byte_channel.ts";
-import {
-  type ConnectionSetup,
-  openConnection,
-  WebSocketConnection,
-} from "./connection.ts";
+import { type ConnectionSetup, WebSocketConnection } from "./connection.ts";
+import { openConnection } from "./_connection_internals.ts";
 import type { ConnectionSettings } from "./connection_options.ts";
 import { OpenConnections } from "./open_connections.ts";
 

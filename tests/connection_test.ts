@@ -373,6 +373,28 @@ describe("WebSocketConnection.send and readable", () => {
     );
 
     test(
+      `${role} leaving a loop closes at the end of the turn: a close asked for before then wins`,
+      bounded(async () => {
+        for (const iterate of ["connection", "readable"] as const) {
+          const { me, other } = connected(role);
+          await other.send("one");
+          const source = iterate === "readable" ? me.readable : me;
+          for await (const message of source) {
+            assert.equal(message, "one");
+            break;
+          }
+          assert.equal(me.state, "open", iterate);
+          const info = await within(
+            1_000,
+            me.close({ closeCode: 4001, reason: "mine" }),
+          );
+          assert.deepEqual(info.sent, { closeCode: 4001, reason: "mine" });
+          assert.equal((await within(1_000, other.closed)).closeCode, 4001);
+        }
+      }),
+    );
+
+    test(
       `${role} writable takes someReadable.pipeTo() and readable pipes to a WritableStream`,
       bounded(async () => {
         const { me, other } = connected(role);

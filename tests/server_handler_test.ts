@@ -139,6 +139,54 @@ describe(`serve() handlers over ${runtimeName()} sockets`, () => {
     }),
   );
 
+  for (const over of ["the connection", "readable"] as const) {
+    const source = (connection: WebSocketConnection) =>
+      over === "readable" ? connection.readable : connection;
+
+    test(
+      `a handler throwing inside for await over ${over} closes with 1011, not the loop's 1000`,
+      bounded(async () => {
+        const bug = new Error("a bug in the loop");
+        const { server: s, errors } = await server(async (connection) => {
+          for await (const _ of source(connection)) throw bug;
+        });
+        try {
+          const client = await connect(`ws://${HOST}:${s.addr.port}/`);
+          await client.send("hi");
+          const info = await within(3_000, client.closed);
+          assert.equal(info.closeCode, 1011);
+          assert.deepEqual(errors, [bug]);
+        } finally {
+          await s.close();
+        }
+      }),
+    );
+
+    test(
+      `a handler breaking out of for await over ${over} still closes with 1000`,
+      bounded(async () => {
+        const { server: s, errors, ends } = await server(
+          async (connection) => {
+            for await (const _ of source(connection)) break;
+          },
+        );
+        try {
+          const client = await connect(`ws://${HOST}:${s.addr.port}/`);
+          await client.send("hi");
+          const info = await within(3_000, client.closed);
+          assert.deepEqual(
+            [info.closeCode, info.wasClean, info.received?.closeCode],
+            [1000, true, 1000],
+          );
+          await within(3_000, Promise.all(ends));
+          assert.deepEqual(errors, []);
+        } finally {
+          await s.close();
+        }
+      }),
+    );
+  }
+
   test(
     "a ConnectionClosedError from another connection, thrown while this one is open, is reported",
     bounded(async () => {
