@@ -23,7 +23,9 @@
  * "Two load generators"): --read-size N (bytes per recv, default 1 MiB),
  * --write-size N (bytes per send at most, default: a whole batch),
  * --rcvbuf N / --sndbuf N (SO_RCVBUF / SO_SNDBUF; default: the kernel's
- * autotuning), --nodelay 0|1 (TCP_NODELAY, default 1 as loadgen.ts).
+ * autotuning), --nodelay 0|1 (TCP_NODELAY, default 1 as loadgen.ts),
+ * --reads-per-wake N (recv calls per readiness event before epoll_wait
+ * again; default 0: until the socket is drained).
  *
  * Prints one `RESULT {json}` line, with the fields loadgen.ts prints.
  */
@@ -49,11 +51,11 @@
 
 static struct {
   const char *mode, *host;
-  int port, conns, inflight, raw, nodelay, rcvbuf, sndbuf;
+  int port, conns, inflight, raw, nodelay, rcvbuf, sndbuf, reads_per_wake;
   long size, read_size, write_size;
   double warmup, seconds;
   int pid;
-} opt = {"echo", "127.0.0.1", 0, 64, 64, 0, 1, 0, 0, 32, 1 << 20, 0, 1, 3, 0};
+} opt = {"echo", "127.0.0.1", 0, 64, 64, 0, 1, 0, 0, 0, 32, 1 << 20, 0, 1, 3, 0};
 
 static void fail(const char *format, ...) {
   va_list args;
@@ -96,6 +98,7 @@ static void read_options(int argc, char **argv) {
     else if (strcmp(name, "write-size") == 0) opt.write_size = (long)number(name, value);
     else if (strcmp(name, "rcvbuf") == 0) opt.rcvbuf = (int)number(name, value);
     else if (strcmp(name, "sndbuf") == 0) opt.sndbuf = (int)number(name, value);
+    else if (strcmp(name, "reads-per-wake") == 0) opt.reads_per_wake = (int)number(name, value);
     else if (strcmp(name, "nodelay") == 0) opt.nodelay = (int)number(name, value);
     else if (strcmp(name, "warm") == 0) (void)number(name, value); /* idle only */
     else fail("Unknown option --%s", name);
@@ -121,8 +124,13 @@ static double self_cpu_seconds(void) {
          usage.ru_stime.tv_usec / 1e6;
 }
 
-/* user + system time of another process from /proc/PID/stat; NaN without. */
-static double process_cpu_seconds(int pid) {
+/*
+ * Another process's user + system time (and in *system_seconds the system
+ * part, in *minor_faults its minor page faults) from /proc/PID/stat; NaN
+ * without.
+ */
+static double process_stat(int pid, double *system_seconds, double *minor_faults) {
+  *system_seconds = *minor_faults = __builtin_nan("");
   if (pid <= 0) return __builtin_nan("");
   char path[64], text[4096];
   snprintf(path, sizeof path, "/proc/%d/stat", pid);
@@ -134,21 +142,43 @@ static double process_cpu_seconds(int pid) {
   char *at = strrchr(text, ')');
   if (at == NULL) return __builtin_nan("");
   at += 2; /* fields from the third (state) on */
-  unsigned long utime = 0, stime = 0;
+  unsigned long utime = 0, stime = 0, minflt = 0;
   for (int field = 3; field <= 15 && at != NULL; field++) {
+    if (field == 10) minflt = strtoul(at, NULL, 10);
     if (field == 14) utime = strtoul(at, NULL, 10);
     if (field == 15) stime = strtoul(at, NULL, 10);
     at = strchr(at, ' ');
     if (at != NULL) at++;
   }
+  *system_seconds = stime / (double)sysconf(_SC_CLK_TCK);
+  *minor_faults = minflt;
   return (utime + stime) / (double)sysconf(_SC_CLK_TCK);
 }
 
-static struct { double wall, self, other; } cpu_start;
+/* JSON numbers: NaN and infinities as null, as JSON.stringify writes them. */
+static void json_number(FILE *out, const char *name, double value, int last) {
+  if (value != value || value - value != 0) fprintf(out, "\"%s\":null", name);
+  else fprintf(out, "\"%s\":%.17g", name, value);
+  fputc(last ? '}' : ',', out);
+}
+
+/* CPU use over the measured seconds, as CpuMeter in _stats.mjs. */
+static struct { double wall, self, other, other_system, other_faults; } cpu_start;
 static void cpu_reset(void) {
   cpu_start.wall = now_ms() / 1e3;
   cpu_start.self = self_cpu_seconds();
-  cpu_start.other = process_cpu_seconds(opt.pid);
+  cpu_start.other = process_stat(opt.pid, &cpu_start.other_system, &cpu_start.other_faults);
+}
+
+/* Writes the CPU fields of the result line (the last ones) into `out`. */
+static void print_cores(FILE *out, double ended_ms) {
+  double system, faults;
+  double other = process_stat(opt.pid, &system, &faults);
+  double wall = ended_ms / 1e3 - cpu_start.wall;
+  json_number(out, "loadCpu", (self_cpu_seconds() - cpu_start.self) / wall, 0);
+  json_number(out, "serverCpu", (other - cpu_start.other) / wall, 0);
+  json_number(out, "serverSysCpu", (system - cpu_start.other_system) / wall, 0);
+  json_number(out, "serverMinflt", faults - cpu_start.other_faults, 1);
 }
 
 #define LINEAR 64
@@ -188,13 +218,6 @@ static double percentile(double percent) {
     if (seen >= rank) return bucket_middle(i) / 1000;
   }
   return bucket_middle(BUCKETS - 1) / 1000;
-}
-
-/* JSON numbers: NaN and infinities as null, as JSON.stringify writes them. */
-static void json_number(const char *name, double value, int last) {
-  if (value != value || value - value != 0) printf("\"%s\":null", name);
-  else printf("\"%s\":%.17g", name, value);
-  putchar(last ? '}' : ',');
 }
 
 /* ---- frames, built once ---- */
@@ -589,7 +612,7 @@ static void on_closed(struct connection *c, const char *why) {
 }
 
 static void readable(struct connection *c) {
-  for (;;) {
+  for (int reads = 1;; reads++) {
     ssize_t got = recv(c->fd, read_buffer, opt.read_size, 0);
     if (got < 0) {
       if (errno == EAGAIN) return;
@@ -609,6 +632,7 @@ static void readable(struct connection *c) {
     long echoed = parse(c, bytes, length);
     if (echoed > 0) on_echoed(c, echoed, now_ms());
     if ((size_t)got < (size_t)opt.read_size) return; /* drained */
+    if (reads == opt.reads_per_wake) return;
   }
 }
 
@@ -695,10 +719,15 @@ static void echo(void) {
   measuring = 0;
   running = 0;
   double ended = now_ms();
-  double wall = ended / 1e3 - cpu_start.wall;
-  double load_cpu = (self_cpu_seconds() - cpu_start.self) / wall;
-  double server_cpu = (process_cpu_seconds(opt.pid) - cpu_start.other) / wall;
   double seconds = (ended - started) / 1000;
+  /* The CPU figures are read now, printed below. */
+  char cores[512] = "";
+  FILE *out = fmemopen(cores, sizeof cores, "w");
+  print_cores(out, ended);
+  fclose(out);
+  double server_faults = 0, ignored;
+  process_stat(opt.pid, &ignored, &server_faults);
+  server_faults -= cpu_start.other_faults;
   /* Every message sent must come back before the connections close. */
   run_loop(20000, all_echoed);
   if (!all_echoed()) {
@@ -710,15 +739,14 @@ static void echo(void) {
   run_loop(3000, all_closed);
   printf("RESULT {\"mode\":\"echo\",\"conns\":%d,\"inflight\":%d,\"size\":%ld,", opt.conns,
          opt.inflight, opt.size);
-  json_number("seconds", seconds, 0);
-  json_number("messages", messages, 0);
-  json_number("msgPerSec", messages / seconds, 0);
-  json_number("mbPerSec", messages * opt.size / seconds / 1e6, 0);
-  json_number("p50Ms", percentile(50), 0);
-  json_number("p99Ms", percentile(99), 0);
-  json_number("loadCpu", load_cpu, 0);
-  json_number("serverCpu", server_cpu, 1);
-  putchar('\n');
+  json_number(stdout, "seconds", seconds, 0);
+  json_number(stdout, "messages", messages, 0);
+  json_number(stdout, "msgPerSec", messages / seconds, 0);
+  json_number(stdout, "mbPerSec", messages * opt.size / seconds / 1e6, 0);
+  json_number(stdout, "p50Ms", percentile(50), 0);
+  json_number(stdout, "p99Ms", percentile(99), 0);
+  json_number(stdout, "serverMinfltPerMsg", server_faults / messages, 0);
+  printf("%s\n", cores);
 }
 
 /* ---- handshakes ---- */
@@ -764,23 +792,22 @@ static void handshakes(void) {
     }
     run_loop(10, NULL);
   }
-  double wall = ended / 1e3 - cpu_start.wall;
-  double load_cpu = (self_cpu_seconds() - cpu_start.self) / wall;
-  double server_cpu = (process_cpu_seconds(opt.pid) - cpu_start.other) / wall;
   double seconds = (ended - started) / 1000;
+  char cores[512] = "";
+  FILE *out = fmemopen(cores, sizeof cores, "w");
+  print_cores(out, ended);
+  fclose(out);
   double deadline = now_ms() + 5000;
   while (active > 0 && now_ms() < deadline) run_loop(10, NULL);
   if (errors > completed / 100) fail("%.0f handshakes failed, %.0f completed", errors, completed);
   printf("RESULT {\"mode\":\"handshake\",\"conns\":%d,", opt.conns);
-  json_number("seconds", seconds, 0);
-  json_number("handshakes", completed, 0);
-  json_number("errors", errors, 0);
-  json_number("perSec", completed / seconds, 0);
-  json_number("p50Ms", percentile(50), 0);
-  json_number("p99Ms", percentile(99), 0);
-  json_number("loadCpu", load_cpu, 0);
-  json_number("serverCpu", server_cpu, 1);
-  putchar('\n');
+  json_number(stdout, "seconds", seconds, 0);
+  json_number(stdout, "handshakes", completed, 0);
+  json_number(stdout, "errors", errors, 0);
+  json_number(stdout, "perSec", completed / seconds, 0);
+  json_number(stdout, "p50Ms", percentile(50), 0);
+  json_number(stdout, "p99Ms", percentile(99), 0);
+  printf("%s\n", cores);
 }
 
 int main(int argc, char **argv) {

@@ -517,6 +517,7 @@ async function echo(): Promise<void> {
     mbPerSec: (messages * options.size) / seconds / 1e6,
     p50Ms: histogram.percentile(50),
     p99Ms: histogram.percentile(99),
+    serverMinfltPerMsg: cores.serverMinflt / messages,
     ...cores,
   });
 }

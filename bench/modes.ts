@@ -63,6 +63,16 @@ const CORES: Column[] = [
   { key: "loadCpu", header: "load cores", digits: 2 },
 ];
 
+/**
+ * For large messages: the server's kernel share and its minor page faults
+ * per message echoed (a server mapping fresh memory for every 16 MiB
+ * message spends its time there, issue 16).
+ */
+const SERVER_MEMORY: Column[] = [
+  { key: "serverSysCpu", header: "server sys cores", digits: 2 },
+  { key: "serverMinfltPerMsg", header: "server faults/msg", digits: 0 },
+];
+
 const DENO_NATIVE = "Deno native";
 const BUN_NATIVE = "Bun native";
 
@@ -144,7 +154,7 @@ export const MODES: readonly Mode[] = [
     load: { mode: "echo", conns: 1, inflight: 16, size: 64 * 1024 },
     metric: MB_PER_SEC,
     higherIsBetter: true,
-    extra: [...LATENCY, ...CORES],
+    extra: [...LATENCY, ...CORES, ...SERVER_MEMORY],
     timed: true,
     ceiling: true,
     targets: serverTargets(1.0, 0.8),
@@ -157,7 +167,7 @@ export const MODES: readonly Mode[] = [
     load: { mode: "echo", conns: 1, inflight: 2, size: 16 * 1024 * 1024 },
     metric: MB_PER_SEC,
     higherIsBetter: true,
-    extra: [...LATENCY, ...CORES],
+    extra: [...LATENCY, ...CORES, ...SERVER_MEMORY],
     timed: true,
     ceiling: true,
     targets: serverTargets(1.0, 0.8),
