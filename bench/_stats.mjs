@@ -131,17 +131,24 @@ export class MeasureWindow {
     this.running = true;
     this.startedAt = 0;
     this.endedAt = 0;
+    /** Seconds the warm-up lasted. */
+    this.warmedFor = 0;
   }
 
   /**
    * Runs the window; `onStart` is called as counting starts (reset counters
-   * there). Resolves at the end.
+   * there). With `ready`, the warm-up lasts until it also returns true
+   * (checked every 10 ms). Resolves at the end.
    * @param {() => void} onStart
+   * @param {() => boolean} [ready]
    * @returns {Promise<void>}
    */
-  run(onStart) {
+  run(onStart, ready = () => true) {
+    const began = performance.now();
     return new Promise((resolve) => {
-      setTimeout(() => {
+      const start = () => {
+        if (!ready()) return void setTimeout(start, 10);
+        this.warmedFor = (performance.now() - began) / 1000;
         onStart();
         this.startedAt = performance.now();
         this.measuring = true;
@@ -151,7 +158,8 @@ export class MeasureWindow {
           this.endedAt = performance.now();
           resolve();
         }, this.seconds * 1000);
-      }, this.warmup * 1000);
+      };
+      setTimeout(start, this.warmup * 1000);
     });
   }
 
