@@ -8,7 +8,7 @@
  * @module
  */
 
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 
@@ -181,13 +181,15 @@ export class CpuMeter {
     this.start = this.read();
   }
 
-  /** @returns {{ wall: number, self: number, other: number, otherSystem: number, otherFaults: number }} */
+  /** @returns {{ wall: number, self: number, selfWait: number, other: number, otherWait: number, otherSystem: number, otherFaults: number }} */
   read() {
     const usage = process.cpuUsage();
     const other = this.pid > 0 ? processStat(this.pid) : null;
     return {
       wall: performance.now() / 1000,
       self: (usage.user + usage.system) / 1e6,
+      selfWait: runQueueSeconds(process.pid),
+      otherWait: this.pid > 0 ? runQueueSeconds(this.pid) : NaN,
       other: other === null ? NaN : other.user + other.system,
       otherSystem: other === null ? NaN : other.system,
       otherFaults: other === null ? NaN : other.minorFaults,
@@ -203,8 +205,10 @@ export class CpuMeter {
    * Cores used since `reset()`; of the server's, the part in the kernel
    * (`serverSysCpu`), and the server's minor page faults (`serverMinflt`:
    * a server that maps fresh memory for each large message shows it here,
-   * issue 16).
-   * @returns {{ loadCpu: number, serverCpu: number, serverSysCpu: number, serverMinflt: number }}
+   * issue 16). `loadWait` and `serverWait`: time the process's threads were
+   * runnable but waiting for a CPU, over the wall time (a busy machine shows
+   * here: a side below 1 core is then starved, not idle).
+   * @returns {{ loadCpu: number, serverCpu: number, loadWait: number, serverWait: number, serverSysCpu: number, serverMinflt: number }}
    */
   cores() {
     const end = this.read();
@@ -212,6 +216,8 @@ export class CpuMeter {
     return {
       loadCpu: (end.self - this.start.self) / wall,
       serverCpu: (end.other - this.start.other) / wall,
+      loadWait: (end.selfWait - this.start.selfWait) / wall,
+      serverWait: (end.otherWait - this.start.otherWait) / wall,
       serverSysCpu: (end.otherSystem - this.start.otherSystem) / wall,
       serverMinflt: end.otherFaults - this.start.otherFaults,
     };
@@ -238,6 +244,34 @@ function processStat(pid) {
     return null;
   }
 }
+/**
+ * Seconds all of a process's threads spent runnable on a run queue, waiting
+ * for a CPU (the second field of /proc/PID/task/TID/schedstat, in ns); NaN
+ * when it cannot be read.
+ * @param {number} pid
+ * @returns {number}
+ */
+function runQueueSeconds(pid) {
+  try {
+    let total = 0;
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const fields = readFileSync(
+          `/proc/${pid}/task/${task}/schedstat`,
+          "utf8",
+        )
+          .split(" ");
+        total += Number(fields[1]);
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+    return total / 1e9;
+  } catch {
+    return NaN;
+  }
+}
+
 /** USER_HZ: 100 on every Linux this runs on. */
 const CLOCK_TICKS = 100;
 

@@ -34,6 +34,7 @@
  */
 #define _GNU_SOURCE
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -166,11 +167,39 @@ static void json_number(FILE *out, const char *name, double value, int last) {
   fputc(last ? '}' : ',', out);
 }
 
+/*
+ * Seconds all of a process's threads spent runnable, waiting for a CPU
+ * (/proc/PID/task/TID/schedstat, second field, ns), as runQueueSeconds in
+ * _stats.mjs; NaN when it cannot be read.
+ */
+static double run_queue_seconds(int pid) {
+  if (pid <= 0) return __builtin_nan("");
+  char path[96];
+  snprintf(path, sizeof path, "/proc/%d/task", pid);
+  DIR *dir = opendir(path);
+  if (dir == NULL) return __builtin_nan("");
+  double total = 0;
+  struct dirent *entry;
+  while ((entry = readdir(dir)) != NULL) {
+    if (entry->d_name[0] == '.') continue;
+    snprintf(path, sizeof path, "/proc/%d/task/%.20s/schedstat", pid, entry->d_name);
+    FILE *file = fopen(path, "r");
+    if (file == NULL) continue; /* the thread ended meanwhile */
+    unsigned long long running, waiting;
+    if (fscanf(file, "%llu %llu", &running, &waiting) == 2) total += waiting / 1e9;
+    fclose(file);
+  }
+  closedir(dir);
+  return total;
+}
+
 /* CPU use over the measured seconds, as CpuMeter in _stats.mjs. */
-static struct { double wall, self, other, other_system, other_faults; } cpu_start;
+static struct { double wall, self, self_wait, other, other_wait, other_system, other_faults; } cpu_start;
 static void cpu_reset(void) {
   cpu_start.wall = now_ms() / 1e3;
   cpu_start.self = self_cpu_seconds();
+  cpu_start.self_wait = run_queue_seconds(getpid());
+  cpu_start.other_wait = run_queue_seconds(opt.pid);
   cpu_start.other = process_stat(opt.pid, &cpu_start.other_system, &cpu_start.other_faults);
 }
 
@@ -181,6 +210,8 @@ static void print_cores(FILE *out, double ended_ms) {
   double wall = ended_ms / 1e3 - cpu_start.wall;
   json_number(out, "loadCpu", (self_cpu_seconds() - cpu_start.self) / wall, 0);
   json_number(out, "serverCpu", (other - cpu_start.other) / wall, 0);
+  json_number(out, "loadWait", (run_queue_seconds(getpid()) - cpu_start.self_wait) / wall, 0);
+  json_number(out, "serverWait", (run_queue_seconds(opt.pid) - cpu_start.other_wait) / wall, 0);
   json_number(out, "serverSysCpu", (system - cpu_start.other_system) / wall, 0);
   json_number(out, "serverMinflt", faults - cpu_start.other_faults, 1);
 }

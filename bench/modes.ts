@@ -61,6 +61,12 @@ const LATENCY: Column[] = [
 const CORES: Column[] = [
   { key: "serverCpu", header: "server cores", digits: 2 },
   { key: "loadCpu", header: "load cores", digits: 2 },
+  // Summed over the process's threads, runnable but waiting for a CPU: other
+  // work on the machine, or the process's own threads (JIT, GC) sharing its
+  // one core. A side below 1 core with a wait here was starved, not idle
+  // (issue 16).
+  { key: "serverWait", header: "server waits for CPU", digits: 2 },
+  { key: "loadWait", header: "load waits for CPU", digits: 2 },
 ];
 
 /**
