@@ -335,8 +335,8 @@ export function renderFailures(samples: Sample[]): string {
   const failed = samples.filter((sample) => sample.error !== undefined);
   if (failed.length === 0) return "";
   return failed.map((sample) =>
-    `- run ${sample.run}, ${sample.mode}, ${sample.system}: ${
-      sample.error!.split("\n").slice(0, 3).join(" / ")
-    }`
+    `- run ${sample.run}, ${sample.mode}, ${sample.system}${
+      sample.loadgen === undefined ? "" : ` (${sample.loadgen})`
+    }: ${sample.error!.split("\n").slice(0, 3).join(" / ")}`
   ).join("\n");
 }
