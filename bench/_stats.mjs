@@ -8,7 +8,7 @@
  * @module
  */
 
-import { readFileSync } from "node:fs";
+import { readdirSync, readFileSync } from "node:fs";
 import process from "node:process";
 import { parseArgs } from "node:util";
 
@@ -131,17 +131,24 @@ export class MeasureWindow {
     this.running = true;
     this.startedAt = 0;
     this.endedAt = 0;
+    /** Seconds the warm-up lasted. */
+    this.warmedFor = 0;
   }
 
   /**
    * Runs the window; `onStart` is called as counting starts (reset counters
-   * there). Resolves at the end.
+   * there). With `ready`, the warm-up lasts until it also returns true
+   * (checked every 10 ms). Resolves at the end.
    * @param {() => void} onStart
+   * @param {() => boolean} [ready]
    * @returns {Promise<void>}
    */
-  run(onStart) {
+  run(onStart, ready = () => true) {
+    const began = performance.now();
     return new Promise((resolve) => {
-      setTimeout(() => {
+      const start = () => {
+        if (!ready()) return void setTimeout(start, 10);
+        this.warmedFor = (performance.now() - began) / 1000;
         onStart();
         this.startedAt = performance.now();
         this.measuring = true;
@@ -151,7 +158,8 @@ export class MeasureWindow {
           this.endedAt = performance.now();
           resolve();
         }, this.seconds * 1000);
-      }, this.warmup * 1000);
+      };
+      setTimeout(start, this.warmup * 1000);
     });
   }
 
@@ -173,13 +181,18 @@ export class CpuMeter {
     this.start = this.read();
   }
 
-  /** @returns {{ wall: number, self: number, other: number }} */
+  /** @returns {{ wall: number, self: number, selfWait: number, other: number, otherWait: number, otherSystem: number, otherFaults: number }} */
   read() {
     const usage = process.cpuUsage();
+    const other = this.pid > 0 ? processStat(this.pid) : null;
     return {
       wall: performance.now() / 1000,
       self: (usage.user + usage.system) / 1e6,
-      other: this.pid > 0 ? processCpuSeconds(this.pid) : NaN,
+      selfWait: runQueueSeconds(process.pid),
+      otherWait: this.pid > 0 ? runQueueSeconds(this.pid) : NaN,
+      other: other === null ? NaN : other.user + other.system,
+      otherSystem: other === null ? NaN : other.system,
+      otherFaults: other === null ? NaN : other.minorFaults,
     };
   }
 
@@ -188,32 +201,77 @@ export class CpuMeter {
     this.start = this.read();
   }
 
-  /** @returns {{ loadCpu: number, serverCpu: number }} cores used since `reset()` */
+  /**
+   * Cores used since `reset()`; of the server's, the part in the kernel
+   * (`serverSysCpu`), and the server's minor page faults (`serverMinflt`:
+   * a server that maps fresh memory for each large message shows it here,
+   * issue 16). `loadWait` and `serverWait`: time the process's threads were
+   * runnable but waiting for a CPU, over the wall time (a busy machine shows
+   * here: a side below 1 core is then starved, not idle).
+   * @returns {{ loadCpu: number, serverCpu: number, loadWait: number, serverWait: number, serverSysCpu: number, serverMinflt: number }}
+   */
   cores() {
     const end = this.read();
     const wall = end.wall - this.start.wall;
     return {
       loadCpu: (end.self - this.start.self) / wall,
       serverCpu: (end.other - this.start.other) / wall,
+      loadWait: (end.selfWait - this.start.selfWait) / wall,
+      serverWait: (end.otherWait - this.start.otherWait) / wall,
+      serverSysCpu: (end.otherSystem - this.start.otherSystem) / wall,
+      serverMinflt: end.otherFaults - this.start.otherFaults,
     };
   }
 }
 
 /**
- * A process's user + system CPU time in seconds (Linux, /proc/PID/stat).
+ * A process's user and system CPU time in seconds and its minor page faults
+ * (Linux, /proc/PID/stat); null when it cannot be read.
  * @param {number} pid
- * @returns {number}
+ * @returns {{ user: number, system: number, minorFaults: number } | null}
  */
-function processCpuSeconds(pid) {
+function processStat(pid) {
   try {
     const stat = readFileSync(`/proc/${pid}/stat`, "utf8");
     // Fields after the command name (which may hold spaces) in parentheses.
     const fields = stat.slice(stat.lastIndexOf(")") + 2).split(" ");
-    return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS;
+    return {
+      user: Number(fields[11]) / CLOCK_TICKS,
+      system: Number(fields[12]) / CLOCK_TICKS,
+      minorFaults: Number(fields[7]),
+    };
+  } catch {
+    return null;
+  }
+}
+/**
+ * Seconds all of a process's threads spent runnable on a run queue, waiting
+ * for a CPU (the second field of /proc/PID/task/TID/schedstat, in ns); NaN
+ * when it cannot be read.
+ * @param {number} pid
+ * @returns {number}
+ */
+function runQueueSeconds(pid) {
+  try {
+    let total = 0;
+    for (const task of readdirSync(`/proc/${pid}/task`)) {
+      try {
+        const fields = readFileSync(
+          `/proc/${pid}/task/${task}/schedstat`,
+          "utf8",
+        )
+          .split(" ");
+        total += Number(fields[1]);
+      } catch {
+        // The thread ended meanwhile.
+      }
+    }
+    return total / 1e9;
   } catch {
     return NaN;
   }
 }
+
 /** USER_HZ: 100 on every Linux this runs on. */
 const CLOCK_TICKS = 100;
 

@@ -45,6 +45,10 @@ const options = readOptions({
   pid: 0, // the server process: its CPU use, and (idle) its resident memory
   warm: 3000, // idle: handshakes before the measurement (see idle())
   raw: false, // the peer is a byte echo: no handshake, frames come back masked
+  // echo: the warm-up lasts until this many messages were echoed too (tp16m:
+  // a fresh Deno.serve is page-fault-bound for its first tens of 16 MiB
+  // messages, see bench/README.md, "Two load generators")
+  "warmup-messages": 0,
 });
 if (!(options.port > 0)) fail("--port is required");
 
@@ -464,6 +468,7 @@ async function echo(): Promise<void> {
   const window = new MeasureWindow(options.warmup, options.seconds);
   const histogram = new LatencyHistogram();
   let messages = 0;
+  let warmEchoes = 0;
   const connections = await openMany(options.conns, options.conns, {
     echoed(connection, count, now) {
       const ring = connection.ring;
@@ -471,6 +476,7 @@ async function echo(): Promise<void> {
         messages += count;
         for (let i = 0; i < count; i++) histogram.record(now - ring.shift());
       } else {
+        warmEchoes += count;
         for (let i = 0; i < count; i++) ring.shift();
       }
       if (window.running) {
@@ -490,7 +496,7 @@ async function echo(): Promise<void> {
     histogram.counts.fill(0);
     histogram.total = 0;
     cpu.reset();
-  });
+  }, () => warmEchoes >= options["warmup-messages"]);
   const seconds = window.elapsed();
   const cores = cpu.cores();
   // Every message sent must come back before the connections close.
@@ -517,6 +523,9 @@ async function echo(): Promise<void> {
     mbPerSec: (messages * options.size) / seconds / 1e6,
     p50Ms: histogram.percentile(50),
     p99Ms: histogram.percentile(99),
+    warmupSeconds: window.warmedFor,
+    warmupMessages: warmEchoes,
+    serverMinfltPerMsg: cores.serverMinflt / messages,
     ...cores,
   });
 }

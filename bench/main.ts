@@ -27,10 +27,20 @@ import {
   startServer,
   stopAll,
 } from "./process.ts";
+import {
+  buildLoadgenC,
+  type Loadgen,
+  LOADGEN_ARGV,
+  LOADGEN_LABELS,
+  parseLoadgens,
+  runsMode,
+} from "./loadgens.ts";
 import { readProfile, renderSummary } from "./profile_summary.ts";
 import {
+  ofLoadgen,
   renderCeiling,
   renderFailures,
+  renderLoadgens,
   renderMode,
   renderTargets,
   type Sample,
@@ -55,6 +65,8 @@ const USAGE = `deno task bench [options]
   --idle-conns N   connections of the memory mode (default 10000)
   --idle-warm N    handshakes before the memory mode measures, 100 at a time
                    (default 3000)
+  --loadgen js,c   the load generators that drive the servers, taking turns
+                   (default both; c: bench/loadgen.c, built with cc on first use)
   --quick          one short run of everything (smoke test)
   --profile        profile our server/client under the modes (default echo64)
                    with --cpu-prof, and print where the time goes`;
@@ -67,6 +79,7 @@ interface Options {
   idleWarm: number;
   modes: readonly Mode[];
   systems: Set<string> | null;
+  loadgens: Loadgen[];
   profile: boolean;
 }
 
@@ -81,6 +94,7 @@ function readOptions(): Options {
       "idle-warm": { type: "string" },
       modes: { type: "string" },
       systems: { type: "string" },
+      loadgen: { type: "string" },
       quick: { type: "boolean", default: false },
       profile: { type: "boolean", default: false },
       help: { type: "boolean", default: false },
@@ -126,6 +140,7 @@ function readOptions(): Options {
         : modeNames.has(mode.name)
     ),
     systems,
+    loadgens: parseLoadgens(values.loadgen),
     profile,
   };
 }
@@ -158,6 +173,15 @@ function systemsOf(mode: Mode, options: Options): System[] {
   );
 }
 
+/** The generators that drive a server mode (js alone for the memory mode). */
+function loadgensOf(mode: Mode, options: Options): Loadgen[] {
+  if (mode.side !== "server") return ["js"];
+  const loadgens = options.loadgens.filter((loadgen) =>
+    runsMode(loadgen, mode.load.mode)
+  );
+  return loadgens.length > 0 ? loadgens : ["js"];
+}
+
 /** The load program's options for a mode. */
 function loadArgs(
   mode: Mode,
@@ -181,14 +205,13 @@ function loadArgs(
   return args;
 }
 
-const LOADGEN: Argv = ["bun", `${BENCH}loadgen.ts`];
-
 /** Runs one measurement: a fresh server, the load, the server stopped. */
 async function measure(
   mode: Mode,
   system: System,
   options: Options,
   pinning: Pinning | null,
+  loadgen: Loadgen,
   serverArgv?: Argv,
   loadArgv?: Argv,
 ): Promise<Record<string, unknown>> {
@@ -200,7 +223,7 @@ async function measure(
   try {
     const args = loadArgs(mode, options, server.port, server.pid);
     const program = loadArgv ??
-      (mode.side === "server" ? LOADGEN : system.argv);
+      (mode.side === "server" ? LOADGEN_ARGV[loadgen] : system.argv);
     if (mode.side === "server" && system.raw) args.push("--raw");
     const timeout = mode.timed
       ? (options.warmup + options.seconds) * 1000 + 90_000
@@ -280,7 +303,7 @@ function renderReport(
     "",
     "## Targets",
     "",
-    renderTargets(options.modes, samples),
+    renderTargets(options.modes, samples, options.loadgens),
   ];
   for (const mode of options.modes) {
     const count = mode.load.mode === "idle"
@@ -293,9 +316,27 @@ function renderReport(
       `${mode.note}.`,
       "",
     );
-    parts.push(renderMode(mode, systemsOf(mode, options), samples));
-    const ceiling = renderCeiling(mode, systemsOf(mode, options), samples);
-    if (ceiling !== "") parts.push("", ceiling);
+    const systems = systemsOf(mode, options);
+    const loadgens = loadgensOf(mode, options);
+    if (loadgens.length > 1) {
+      parts.push(
+        "Both load generators, side by side (ratios: medians of same-run ratios to the reference under that generator; the last column: median over runs of the c figure over the js figure of the same system):",
+        "",
+        renderLoadgens(mode, systems, samples, loadgens),
+        "",
+      );
+    }
+    for (const loadgen of loadgens) {
+      const mine = ofLoadgen(samples, loadgen);
+      if (loadgens.length > 1) {
+        parts.push(`### ${mode.name}, ${LOADGEN_LABELS[loadgen]}`, "");
+      }
+      parts.push(renderMode(mode, systems, mine));
+      const ceiling = renderCeiling(mode, systems, mine);
+      if (ceiling !== "") parts.push("", ceiling);
+      parts.push("");
+    }
+    parts.pop();
   }
   const failures = renderFailures(samples);
   if (failures !== "") parts.push("", "## Failed measurements", "", failures);
@@ -338,24 +379,44 @@ async function benchmark(options: Options, pinning: Pinning | null) {
       const order = systems.map((_, i) =>
         systems[(i + run - 1) % systems.length]!
       );
-      for (const system of order) {
-        const sample: Sample = { run, mode: mode.name, system: system.name };
-        try {
-          sample.result = await measure(mode, system, options, pinning);
-          console.log(
-            `[run ${run}/${options.runs}] ${mode.name} ${system.name}: ${
-              headline(mode, sample.result)
-            }`,
-          );
-        } catch (error) {
-          sample.error = error instanceof Error ? error.message : String(error);
-          console.log(
-            `[run ${run}/${options.runs}] ${mode.name} ${system.name}: FAILED ${
-              sample.error.split("\n")[0]
-            }`,
-          );
+      const loadgens = loadgensOf(mode, options);
+      for (const [index, system] of order.entries()) {
+        // The generators take turns too: which goes first alternates from
+        // system to system and from run to run.
+        const turn = loadgens.map((_, i) =>
+          loadgens[(i + index + run - 1) % loadgens.length]!
+        );
+        for (const loadgen of mode.side === "server" ? turn : ["js" as const]) {
+          const sample: Sample = { run, mode: mode.name, system: system.name };
+          if (mode.side === "server") sample.loadgen = loadgen;
+          const name = `${mode.name} ${system.name}${
+            mode.side === "server" && loadgens.length > 1 ? ` (${loadgen})` : ""
+          }`;
+          try {
+            sample.result = await measure(
+              mode,
+              system,
+              options,
+              pinning,
+              loadgen,
+            );
+            console.log(
+              `[run ${run}/${options.runs}] ${name}: ${
+                headline(mode, sample.result)
+              }`,
+            );
+          } catch (error) {
+            sample.error = error instanceof Error
+              ? error.message
+              : String(error);
+            console.log(
+              `[run ${run}/${options.runs}] ${name}: FAILED ${
+                sample.error.split("\n")[0]
+              }`,
+            );
+          }
+          samples.push(sample);
         }
-        samples.push(sample);
       }
     }
     await save();
@@ -388,8 +449,8 @@ async function profile(options: Options, pinning: Pinning | null) {
       await Deno.mkdir(dir, { recursive: true });
       const argv = profiled(system, dir);
       const result = mode.side === "server"
-        ? await measure(mode, system, options, pinning, argv)
-        : await measure(mode, system, options, pinning, undefined, argv);
+        ? await measure(mode, system, options, pinning, "js", argv)
+        : await measure(mode, system, options, pinning, "js", undefined, argv);
       say(`## ${mode.name}, ${system.name} (${headline(mode, result)})\n`);
       const files = [];
       for await (const entry of Deno.readDir(dir)) {
@@ -423,6 +484,7 @@ async function main() {
   Deno.addSignalListener("SIGTERM", interrupted);
   try {
     await ensureDependencies();
+    if (options.loadgens.includes("c")) await buildLoadgenC();
     const pinning = await detectPinning();
     if (options.profile) await profile(options, pinning);
     else await benchmark(options, pinning);

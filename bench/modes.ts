@@ -61,6 +61,22 @@ const LATENCY: Column[] = [
 const CORES: Column[] = [
   { key: "serverCpu", header: "server cores", digits: 2 },
   { key: "loadCpu", header: "load cores", digits: 2 },
+  // Summed over the process's threads, runnable but waiting for a CPU: other
+  // work on the machine, or the process's own threads (JIT, GC) sharing its
+  // one core. A side below 1 core with a wait here was starved, not idle
+  // (issue 16).
+  { key: "serverWait", header: "server waits for CPU", digits: 2 },
+  { key: "loadWait", header: "load waits for CPU", digits: 2 },
+];
+
+/**
+ * For large messages: the server's kernel share and its minor page faults
+ * per message echoed (a server mapping fresh memory for every 16 MiB
+ * message spends its time there, issue 16).
+ */
+const SERVER_MEMORY: Column[] = [
+  { key: "serverSysCpu", header: "server sys cores", digits: 2 },
+  { key: "serverMinfltPerMsg", header: "server faults/msg", digits: 0 },
 ];
 
 const DENO_NATIVE = "Deno native";
@@ -144,7 +160,7 @@ export const MODES: readonly Mode[] = [
     load: { mode: "echo", conns: 1, inflight: 16, size: 64 * 1024 },
     metric: MB_PER_SEC,
     higherIsBetter: true,
-    extra: [...LATENCY, ...CORES],
+    extra: [...LATENCY, ...CORES, ...SERVER_MEMORY],
     timed: true,
     ceiling: true,
     targets: serverTargets(1.0, 0.8),
@@ -154,10 +170,19 @@ export const MODES: readonly Mode[] = [
     name: "tp16m",
     title: "Throughput, 16 MiB messages, 1 connection × 2 in flight",
     side: "server",
-    load: { mode: "echo", conns: 1, inflight: 2, size: 16 * 1024 * 1024 },
+    // The warm-up also lasts until 64 messages (1 GiB) were echoed: a fresh
+    // Deno.serve spends its first tens of 16 MiB messages in page faults
+    // (bench/README.md, "Two load generators").
+    load: {
+      mode: "echo",
+      conns: 1,
+      inflight: 2,
+      size: 16 * 1024 * 1024,
+      "warmup-messages": 64,
+    },
     metric: MB_PER_SEC,
     higherIsBetter: true,
-    extra: [...LATENCY, ...CORES],
+    extra: [...LATENCY, ...CORES, ...SERVER_MEMORY],
     timed: true,
     ceiling: true,
     targets: serverTargets(1.0, 0.8),

@@ -19,6 +19,16 @@ export interface Sample {
   result?: Record<string, unknown>;
   /** Why it failed, when it did. */
   error?: string;
+  /** The load generator that drove a server (none: a client row). */
+  loadgen?: string;
+}
+
+/**
+ * The samples one load generator measured, and every client sample (the
+ * clients are their own load programs, the same under any generator).
+ */
+export function ofLoadgen(samples: Sample[], loadgen: string): Sample[] {
+  return samples.filter((sample) => (sample.loadgen ?? loadgen) === loadgen);
 }
 
 /** The median; NaN for none. */
@@ -204,14 +214,22 @@ export function renderCeiling(
     } ${unit}; a client row below that is limited by the client.`;
 }
 
-/** Every target of the modes run, with its ratio and verdict. */
+/**
+ * Every target of the modes run, with its ratio under each load generator
+ * and its verdict: met only when every generator that measured it shows it
+ * met (a claim must hold whoever measures it).
+ */
 export function renderTargets(
   modes: readonly Mode[],
   samples: Sample[],
+  loadgens: readonly string[] = ["js"],
 ): string {
+  const header = loadgens.length === 1
+    ? ["ratio"]
+    : loadgens.map((loadgen) => `ratio (${loadgen})`);
   const lines = [
-    "| mode | system | target | ratio | met |",
-    "| --- | --- | --- | ---: | --- |",
+    `| mode | system | target | ${header.join(" | ")} | met |`,
+    `| --- | --- | --- | ${header.map(() => "---:").join(" | ")} | --- |`,
   ];
   for (const mode of modes) {
     for (const target of mode.targets) {
@@ -219,13 +237,95 @@ export function renderTargets(
         sample.mode === mode.name && sample.system === target.system
       );
       if (!measured) continue;
-      const { ratio, met } = verdict(mode, samples, target);
+      const verdicts = loadgens.map((loadgen) =>
+        verdict(mode, ofLoadgen(samples, loadgen), target)
+      );
+      const shown = verdicts.filter((v) => v.met !== "n/a");
+      const met = shown.length === 0
+        ? "n/a"
+        : shown.every((v) => v.met === "yes")
+        ? "yes"
+        : shown.every((v) => v.met === "no")
+        ? "no"
+        : `no (${
+          loadgens.filter((_, i) => verdicts[i]!.met === "yes").join(", ")
+        } only)`;
       lines.push(
         `| ${mode.name} | ${target.system} | ${targetText(target)} | ${
-          ratioText(ratio)
+          verdicts.map((v) => ratioText(v.ratio)).join(" | ")
         } | ${met} |`,
       );
     }
+  }
+  return lines.join("\n");
+}
+
+/**
+ * One server mode under every load generator, side by side: each system's
+ * median figure and ratio to its reference per generator, and how the
+ * generators' figures compare (the median over runs of c / js, measured in
+ * the same run).
+ */
+export function renderLoadgens(
+  mode: Mode,
+  systems: readonly System[],
+  samples: Sample[],
+  loadgens: readonly string[],
+): string {
+  const references = REFERENCES[mode.side];
+  const headers = [
+    "system",
+    ...loadgens.map((loadgen) => `${mode.metric.header} (${loadgen})`),
+    ...loadgens.map((loadgen) => `ratio (${loadgen})`),
+    ...loadgens.slice(1).map((loadgen) => `${loadgen} / ${loadgens[0]}`),
+  ];
+  const lines = [
+    `| ${headers.join(" | ")} |`,
+    `| --- |${headers.slice(1).map(() => " ---: ").join("|")}|`,
+  ];
+  const mine = samples.filter((sample) => sample.mode === mode.name);
+  for (const system of systems) {
+    const of = (loadgen: string) =>
+      ofLoadgen(mine, loadgen).filter((sample) =>
+        sample.system === system.name && sample.result !== undefined
+      );
+    if (loadgens.every((loadgen) => of(loadgen).length === 0)) continue;
+    const reference = references[system.group];
+    const ratios = loadgens.map((loadgen) =>
+      reference === system.name
+        ? "1.00 (ref)"
+        : reference === undefined
+        ? "—"
+        : ratioText(
+          medianRatio(
+            mode,
+            ofLoadgen(mine, loadgen),
+            system.name,
+            reference,
+          ),
+        )
+    );
+    const first = new Map(
+      of(loadgens[0]!).map((sample) => [sample.run, sample]),
+    );
+    const between = loadgens.slice(1).map((loadgen) => {
+      const per: number[] = [];
+      for (const sample of of(loadgen)) {
+        const base = figure(first.get(sample.run), mode.metric.key);
+        if (base > 0) per.push(figure(sample, mode.metric.key) / base);
+      }
+      return ratioText(median(per));
+    });
+    lines.push(
+      `| ${
+        [
+          `${system.label} \`${system.name}\``,
+          ...loadgens.map((loadgen) => cell(of(loadgen), mode.metric)),
+          ...ratios,
+          ...between,
+        ].join(" | ")
+      } |`,
+    );
   }
   return lines.join("\n");
 }
@@ -235,8 +335,8 @@ export function renderFailures(samples: Sample[]): string {
   const failed = samples.filter((sample) => sample.error !== undefined);
   if (failed.length === 0) return "";
   return failed.map((sample) =>
-    `- run ${sample.run}, ${sample.mode}, ${sample.system}: ${
-      sample.error!.split("\n").slice(0, 3).join(" / ")
-    }`
+    `- run ${sample.run}, ${sample.mode}, ${sample.system}${
+      sample.loadgen === undefined ? "" : ` (${sample.loadgen})`
+    }: ${sample.error!.split("\n").slice(0, 3).join(" / ")}`
   ).join("\n");
 }
