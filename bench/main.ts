@@ -64,7 +64,7 @@ const USAGE = `deno task bench [options]
   --systems x,y    ${[...SERVERS, ...CLIENTS].map((s) => s.name).join(", ")}
   --idle-conns N   connections of the memory mode (default 10000)
   --idle-warm N    handshakes before the memory mode measures, 100 at a time
-                   (default 3000)
+                   (default 3000; 0: a freshly started server, no warm-up)
   --loadgen js,c   the load generators that drive the servers, taking turns
                    (default both; c: bench/loadgen.c, built with cc on first use)
   --quick          one short run of everything (smoke test)
@@ -133,7 +133,10 @@ function readOptions(): Options {
     seconds: number(values.seconds, quick ? 1 : 2),
     warmup: number(values.warmup, quick ? 0.5 : 1),
     idleConns: number(values["idle-conns"], quick ? 1000 : 10_000),
-    idleWarm: number(values["idle-warm"], quick ? 300 : 3000),
+    // 0 is allowed: a fresh server, no warm-up (the figure a user sees first).
+    idleWarm: values["idle-warm"] === "0"
+      ? 0
+      : number(values["idle-warm"], quick ? 300 : 3000),
     modes: MODES.filter((mode) =>
       modeNames === null
         ? !profile || mode.name === "echo64"
