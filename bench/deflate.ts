@@ -23,6 +23,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { median } from "./report.ts";
 import {
   detectPinning,
   runForResult,
@@ -199,10 +200,6 @@ try {
   await stopAll();
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
 console.log(`\n| system | ${COLUMNS.map((c) => c.header).join(" | ")} |`);
 console.log(`| --- | ${COLUMNS.map(() => "---:").join(" | ")} |`);
 for (const system of SYSTEMS) {

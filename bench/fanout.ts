@@ -15,6 +15,7 @@
  * @module
  */
 import { parseArgs } from "node:util";
+import { median } from "./report.ts";
 import {
   detectPinning,
   runForResult,
@@ -108,10 +109,6 @@ try {
   await stopAll();
 }
 
-const median = (xs: number[]) => {
-  const s = [...xs].sort((a, b) => a - b);
-  return s[Math.floor(s.length / 2)]!;
-};
 const fmt = (x: number | undefined) =>
   x === undefined ? "failed" : `${(x / 1e6).toFixed(2)} M/s`;
 console.log(
