@@ -21,38 +21,9 @@ import {
   upgradeDecider,
 } from "./_accept.ts";
 import { NativeConnection, type PortableHandler } from "./native_connection.ts";
-// What the types above refer to, so this entry point documents itself.
-export type {
-  ConnectionHandler,
-  ServerRequest,
-  UpgradeAcceptance,
-  UpgradeDecision,
-} from "../server.ts";
-export type {
-  CloseInfo,
-  CloseOptions,
-  ConnectionInfo,
-  Sendable,
-  SendOptions,
-} from "../connection.ts";
-export type { Message, Role } from "../protocol.ts";
-export type {
-  CloseFrame,
-  ConnectionState,
-  WebSocketConnection,
-} from "../connection.ts";
-export type { UpgradeRequest } from "../handshake_server.ts";
-export type { ExtensionOffer } from "../handshake_headers.ts";
-export type { Address } from "../address.ts";
+// What the signatures here name, so this entry point documents itself.
+export * from "./_entry_types.ts";
 import type { ConnectionHandler, ServerRequest } from "../server.ts";
-
-export type { AdapterOptions } from "./_accept.ts";
-export {
-  NativeConnection,
-  type NativeSocket,
-  type PortableConnection,
-  type PortableHandler,
-} from "./native_connection.ts";
 
 /** The subset of Bun's `Server` used here. */
 export interface BunServerLike {
