@@ -49,6 +49,17 @@ export interface ChannelReader {
    * @param error Why.
    */
   failed(error: unknown): void;
+  /**
+   * Where the channel should read the next bytes into, if it can read into
+   * a buffer of the reader's choosing (Deno's can; Bun's hands over its
+   * own): a view that `received` then gets back filled from its start, or
+   * `null` (or no such method) for a buffer of the channel's own. A
+   * connection offers the rest of a large message's buffer, which saves
+   * copying it there.
+   *
+   * @returns The view to read into, or `null`.
+   */
+  nextBuffer?(): Uint8Array | null;
 }
 
 /**

@@ -328,6 +328,9 @@ export class WebSocketConnection<Data = unknown> {
     received(bytes: Uint8Array | null): void {
       this.connection.#onRead(bytes);
     }
+    nextBuffer(): Uint8Array | null {
+      return this.connection.#protocol.receiveBuffer();
+    }
     failed(): void {
       this.connection.#reading = false;
       this.connection.#end.transportFailed();

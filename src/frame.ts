@@ -220,6 +220,14 @@ export class FrameDecoder {
   }
 
   /**
+   * The payload bytes of the current frame still to come: 0 while reading
+   * a header or between frames.
+   */
+  get payloadRemaining(): number {
+    return this.#remaining > 0 ? this.#remaining : 0;
+  }
+
+  /**
    * Feeds the next chunk of the byte stream.
    *
    * @param chunk The bytes; unmasked in place.

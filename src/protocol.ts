@@ -233,6 +233,9 @@ export class Protocol {
   #messageSize = 0;
   #fragments = 0;
   // Its payload: most messages come in one part, kept without an array.
+  // A large binary message in one frame is assembled in place instead:
+  // `#parts` is then IN_PLACE and `#part` the message's own buffer (see
+  // #framePayload).
   #part: Uint8Array | null = null;
   #parts: Uint8Array[] | null = null; // once there are two or more
   #text: Utf8Decoder | null = null;
@@ -665,9 +668,79 @@ export class Protocol {
       this.#text.push(chunk);
       return;
     }
-    if (this.#parts !== null) this.#parts.push(chunk);
+    const parts = this.#parts;
+    if (parts === IN_PLACE) this.#placeInMessage(chunk);
+    else if (parts !== null) parts.push(chunk);
     else if (this.#part === null) this.#part = chunk;
-    else this.#parts = [this.#part, chunk];
+    else if (this.#assemblesInPlace()) {
+      // The second piece: the buffer is placed for it (aligned alike, as
+      // `concat` would place it), and the first goes in before it.
+      const first = this.#part;
+      this.#startInPlace(first, chunk);
+      this.#placeInMessage(chunk);
+    } else this.#parts = [this.#part, chunk];
+  }
+
+  /**
+   * Whether the message being received is assembled in its own buffer as its
+   * pieces arrive, rather than kept as pieces and joined at its end: a binary
+   * message in one frame (its size known from the header) without an
+   * extension. Each piece is then copied once, while it is still in the
+   * cache, and let go; and a transport that can read into a buffer of our
+   * choosing reads the rest of it straight into place ({@link receiveBuffer}):
+   * no copy at all.
+   */
+  #assemblesInPlace(): boolean {
+    const frame = this.#frame!;
+    return frame.fin && this.#fragments === 1 && this.#messageRsv === 0 &&
+      this.#messageOpcode === Opcode.Binary;
+  }
+
+  /** Makes the message's buffer, placed for `next`, and copies `first` in. */
+  #startInPlace(first: Uint8Array, next: Uint8Array): void {
+    const buffers = this.#options.buffers ?? plainPayloadBuffers;
+    const whole = buffers.for(this.#frame!.length, first.length, next);
+    buffers.copyInto(whole, 0, first);
+    this.#part = whole;
+    this.#parts = IN_PLACE;
+  }
+
+  /**
+   * Puts the next piece of a message assembled in place where it belongs:
+   * nothing to do when it was read there ({@link receiveBuffer}).
+   */
+  #placeInMessage(chunk: Uint8Array): void {
+    const whole = this.#part!;
+    // The bytes before this piece: the frame's, less what is still to come.
+    const at = whole.length - this.#decoder.payloadRemaining - chunk.length;
+    if (
+      chunk.buffer !== whole.buffer ||
+      chunk.byteOffset !== whole.byteOffset + at
+    ) {
+      (this.#options.buffers ?? plainPayloadBuffers).copyInto(whole, at, chunk);
+    }
+  }
+
+  /**
+   * Where the next bytes read from the socket may go: the rest of a large
+   * message's own buffer, when they are all its payload (see
+   * `ChannelReader.nextBuffer`), or `null` for anywhere. Bytes read into it
+   * and then fed to {@link receive} are not copied again.
+   *
+   * @returns A view of the message's buffer, or `null`.
+   */
+  receiveBuffer(): Uint8Array | null {
+    const remaining = this.#decoder.payloadRemaining;
+    if (remaining < READ_IN_PLACE || this.#closeReceived) return null;
+    if (this.#parts !== IN_PLACE) {
+      const first = this.#part;
+      if (first === null || this.#parts !== null || !this.#assemblesInPlace()) {
+        return null;
+      }
+      this.#startInPlace(first, first);
+    }
+    const whole = this.#part!;
+    return whole.subarray(whole.length - remaining);
   }
 
   #frameEnd(): void {
@@ -700,6 +773,8 @@ export class Protocol {
         this.#text ??= new Utf8Decoder();
         message = this.#text.end();
       }
+    } else if (parts === IN_PLACE) {
+      message = part!;
     } else if (parts !== null) {
       message = concat(parts, this.#messageSize, this.#options.buffers);
     } else if (part !== null) {
@@ -769,6 +844,15 @@ export class Protocol {
  * given back (see `PayloadBuffers.reusableFor`).
  */
 const REUSE_WORTH = 16 * 1024;
+
+/** `#parts` of a message assembled in place (see `Protocol.#framePayload`). */
+const IN_PLACE: Uint8Array[] = Object.freeze([]) as unknown as Uint8Array[];
+
+/**
+ * From this many payload bytes still to come, {@link Protocol.receiveBuffer}
+ * offers a message's own buffer to read into.
+ */
+const READ_IN_PLACE = 64 * 1024;
 
 /** Below this many bytes, a payload is masked byte by byte as it is copied. */
 const SMALL_PAYLOAD = 128;

@@ -1229,3 +1229,127 @@ describe("Protocol: client and server end to end", () => {
     assert.equal(protocols.server.receiveEof(), true);
   });
 });
+
+describe("Protocol: assembling a large message in place", () => {
+  /**
+   * Feeds `wire` as a socket reading into `receiveBuffer()` does: each read
+   * goes into the offered view when there is one, else into a buffer of
+   * `readSize` bytes. Returns the views read into the protocol's buffer.
+   */
+  function readLikeDeno(
+    protocol: Protocol,
+    wire: Uint8Array,
+    readSize: number,
+  ): Uint8Array[] {
+    const direct: Uint8Array[] = [];
+    let at = 0;
+    while (at < wire.length) {
+      const target = protocol.receiveBuffer();
+      const buffer = target ?? new Uint8Array(readSize);
+      const n = Math.min(buffer.length, wire.length - at, readSize * 3);
+      buffer.set(wire.subarray(at, at + n));
+      at += n;
+      const view = buffer.subarray(0, n);
+      if (target !== null) direct.push(view);
+      protocol.receive(view);
+    }
+    return direct;
+  }
+
+  for (const role of ROLES) {
+    test(`Protocol as a ${role} offers the rest of a large binary message's buffer to read into, and delivers that buffer`, () => {
+      const { protocol, recorder } = makeProtocol(role);
+      const payload = randomBytes(prng(7), 1_000_003);
+      const wire = concat(
+        peerFrame(role, Opcode.Binary, payload),
+        peerFrame(role, Opcode.Text, "after"),
+      );
+      assert.equal(protocol.receiveBuffer(), null, "nothing before a header");
+      const direct = readLikeDeno(protocol, wire, 4096);
+      assert.ok(direct.length > 0, "the rest was read in place");
+      const events = recorder.events();
+      assert.equal(events.length, 2);
+      const message = events[0]![1] as Uint8Array;
+      assertBytes(message, payload);
+      assert.equal(events[1]![1], "after");
+      // The message is the very buffer read into, not a copy of it.
+      for (const view of direct) assert.equal(view.buffer, message.buffer);
+      assert.equal(protocol.receiveBuffer(), null, "nothing between frames");
+    });
+
+    test(`Protocol as a ${role} assembles a large binary message the same when given other buffers than it offered, or some of each`, () => {
+      for (const seed of [1, 2, 3, 4, 5, 6]) {
+        const { protocol, recorder } = makeProtocol(role);
+        const payload = randomBytes(prng(seed), 300_001);
+        const wire = concat(
+          peerFrame(role, Opcode.Binary, payload),
+          peerFrame(role, Opcode.Binary, payload.subarray(0, 3)),
+        );
+        const random = prng(seed + 100);
+        let at = 0, offered = 0, used = 0;
+        while (at < wire.length) {
+          const target = protocol.receiveBuffer();
+          const n = Math.min(
+            randomInt(random, 1, 70_000),
+            wire.length - at,
+            target?.length ?? Infinity,
+          );
+          // Seed 1: never the offered view; the others: some of the time.
+          let view: Uint8Array = wire.slice(at, at + n);
+          if (target !== null) {
+            offered++;
+            if (seed > 1 && random() < 0.5) {
+              target.set(view);
+              view = target.subarray(0, n);
+              used++;
+            }
+          }
+          protocol.receive(view);
+          at += n;
+        }
+        assert.ok(offered > 0);
+        if (seed > 2) assert.ok(used > 0);
+        const events = recorder.events();
+        assert.equal(events.length, 2);
+        assertBytes(events[0]![1] as Uint8Array, payload);
+        assertBytes(events[1]![1] as Uint8Array, payload.subarray(0, 3));
+      }
+    });
+  }
+
+  test("Protocol offers no buffer for text, fragments, an extension's message, a control frame or a small rest", () => {
+    const cases: [string, Uint8Array, Options?][] = [
+      ["text", peerFrame("server", Opcode.Text, "x".repeat(300_000))],
+      [
+        "a fragment",
+        peerFrame("server", Opcode.Binary, new Uint8Array(300_000), false),
+      ],
+      [
+        "a rest under 64 KiB",
+        peerFrame("server", Opcode.Binary, new Uint8Array(65_000)),
+      ],
+    ];
+    for (const [name, frame] of cases) {
+      const { protocol } = makeProtocol("server");
+      protocol.receive(frame.subarray(0, 20));
+      assert.equal(protocol.receiveBuffer(), null, name);
+    }
+    // RSV1 on a binary frame, as permessage-deflate sets it, to a handler
+    // that takes an extension's messages.
+    const recorder = new (class extends Recorder {
+      extensionMessage(): void {}
+    })();
+    const protocol = new Protocol(
+      { role: "server", allowedRsv: 4 },
+      recorder,
+    );
+    const compressed = peerFrame(
+      "server",
+      Opcode.Binary,
+      new Uint8Array(300_000),
+    );
+    compressed[0]! |= 0x40;
+    protocol.receive(compressed.subarray(0, 20));
+    assert.equal(protocol.receiveBuffer(), null, "an extension's message");
+  });
+});

@@ -72,14 +72,14 @@ class DenoChannel extends SocketChannel {
       );
       return;
     }
-    const buffer = new Uint8Array(this.#readSize);
+    // The reader's own buffer when it has one (the rest of a large message):
+    // the bytes are then read where they belong, and not copied there.
+    const target = reader.nextBuffer?.() ?? null;
+    const buffer = target ?? new Uint8Array(this.#readSize);
     this.#conn.read(buffer).then((n) => {
       if (n === null) return reader.received(null);
-      if (n === this.#readSize) {
-        this.#readSize = Math.min(this.#readSize * 2, MAX_READ);
-      } else if (n < this.#readSize >>> 2) {
-        this.#readSize = Math.max(this.#readSize >>> 2, MIN_READ);
-      }
+      // A read into the reader's buffer says nothing of the read size.
+      if (target === null) this.#adaptReadSize(n);
       reader.received(buffer.subarray(0, n));
     }, (error) => {
       // Our own close() interrupts a pending read: an end, not a failure.
@@ -87,6 +87,14 @@ class DenoChannel extends SocketChannel {
       else if (!this.closed) reader.failed(error);
       else reader.received(null);
     });
+  }
+
+  #adaptReadSize(n: number): void {
+    if (n === this.#readSize) {
+      this.#readSize = Math.min(this.#readSize * 2, MAX_READ);
+    } else if (n < this.#readSize >>> 2) {
+      this.#readSize = Math.max(this.#readSize >>> 2, MIN_READ);
+    }
   }
 
   write(bytes: Uint8Array): void {
