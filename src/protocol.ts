@@ -728,7 +728,10 @@ export class Protocol {
    */
   receiveBuffer(): Uint8Array | null {
     const remaining = this.#decoder.payloadRemaining;
-    if (remaining < READ_IN_PLACE || this.#closeReceived) return null;
+    if (
+      remaining < READ_IN_PLACE || this.#closeReceived ||
+      this.#failure !== null
+    ) return null;
     if (this.#parts !== IN_PLACE) {
       const first = this.#part;
       if (first === null || this.#parts !== null || !this.#assemblesInPlace()) {
