@@ -38,6 +38,8 @@ const LARGE = 4096;
 const STEP = 2048;
 /** Buffers up to this size are kept for reuse; larger ones are let go. */
 const SPARE_LIMIT = 1024 * 1024;
+/** From this size up, the parts a message was joined from are released. */
+const RELEASE_FROM = 1024 * 1024;
 
 /**
  * How a runtime's payload copies are made: plain (`new Uint8Array` and
@@ -74,22 +76,68 @@ export class PayloadBuffers {
    * before anything else runs.
    */
   #spare: ArrayBuffer | null = null;
+  readonly #release: ((part: Uint8Array) => void) | null;
 
   /**
    * Makes a kind of payload buffers.
    *
-   * @param options `aligned` to place large copies aligned alike, and
+   * @param options `aligned` to place large copies aligned alike;
    * `allocate`, a source of buffers the caller fills whole (may be
-   * unzeroed; plain `Uint8Array`s or subclasses).
+   * unzeroed; plain `Uint8Array`s or subclasses); `release`, told of each
+   * part but the last once a message of 1 MiB or more is joined from them
+   * ({@link join}): it may let a part's memory go at once when the part is
+   * a whole buffer the runtime read into, which nothing else sees.
    */
   constructor(
     options: {
       aligned?: boolean;
       allocate?: (size: number) => Uint8Array;
+      release?: (part: Uint8Array) => void;
     } = {},
   ) {
     this.aligned = options.aligned ?? false;
     this.#allocate = options.allocate ?? ((size) => new Uint8Array(size));
+    this.#release = options.release ?? null;
+  }
+
+  /**
+   * Joins a message's parts into one new buffer of `size` bytes, the sum of
+   * their lengths. For a message of 1 MiB or more, every part but the last
+   * then goes to `release`, where the runtime has one: on Bun, the
+   * transport's reads are fresh buffers of its own, and letting each go as
+   * soon as its bytes are copied out (rather than when the garbage
+   * collector gets to it) lets the next reads reuse its memory instead of
+   * faulting in new pages (see src/transports/bun.ts). The last part is
+   * never released: the protocol is still reading the buffer it lies in.
+   *
+   * @example
+   * ```ts
+   * import { PayloadBuffers } from "@wsstream/wsstream/codec";
+   * import assert from "node:assert/strict";
+   *
+   * const buffers = new PayloadBuffers();
+   * const joined = buffers.join([new Uint8Array([1, 2]), new Uint8Array([3])], 3);
+   * assert.deepEqual(joined, new Uint8Array([1, 2, 3]));
+   * ```
+   */
+  join(parts: Uint8Array[], size: number): Uint8Array {
+    if (parts.length < 2) {
+      return parts.length === 1 ? parts[0]!.slice() : new Uint8Array(size);
+    }
+    // Placed for the second part: on Bun, every part after it then copies
+    // aligned alike too, as long as the reads between are whole multiples of
+    // 16 bytes (Bun's full reads are 512 KiB).
+    const out = this.for(size, parts[0]!.length, parts[1]!);
+    let at = 0;
+    for (const part of parts) {
+      this.copyInto(out, at, part);
+      at += part.length;
+    }
+    const release = this.#release;
+    if (release !== null && size >= RELEASE_FROM) {
+      for (let i = 0; i < parts.length - 1; i++) release(parts[i]!);
+    }
+    return out;
   }
 
   /**

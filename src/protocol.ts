@@ -874,19 +874,7 @@ function concat(
   size: number,
   buffers: PayloadBuffers = plainPayloadBuffers,
 ): Uint8Array {
-  if (parts.length < 2) {
-    return parts.length === 1 ? parts[0]!.slice() : new Uint8Array(size);
-  }
-  // Placed for the second part: on Bun, every part after it then copies
-  // aligned alike too, as long as the reads between are whole multiples of
-  // 16 bytes (Bun's full reads are 512 KiB). See payload_buffers.ts.
-  const out = buffers.for(size, parts[0]!.length, parts[1]!);
-  let at = 0;
-  for (const part of parts) {
-    buffers.copyInto(out, at, part);
-    at += part.length;
-  }
-  return out;
+  return buffers.join(parts, size);
 }
 
 /**

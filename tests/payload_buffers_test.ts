@@ -122,3 +122,66 @@ for (const [kind, buffers] of KINDS) {
     });
   });
 }
+
+describe("PayloadBuffers.join", () => {
+  /** Parts of the given sizes, each its own whole buffer, numbered bytes. */
+  function parts(sizes: number[]): Uint8Array[] {
+    let n = 0;
+    return sizes.map((size) => {
+      const part = new Uint8Array(size);
+      for (let i = 0; i < size; i++) part[i] = (n++ * 131 + 7) & 0xff;
+      return part;
+    });
+  }
+  function joinedByHand(from: Uint8Array[]): Uint8Array {
+    const out = new Uint8Array(from.reduce((sum, p) => sum + p.length, 0));
+    let at = 0;
+    for (const part of from) out.set(part, (at += part.length) - part.length);
+    return out;
+  }
+
+  for (const [kind, buffers] of KINDS) {
+    test(`${kind}: the parts in order, in a new buffer, from none to past 1 MiB`, () => {
+      for (
+        const sizes of [[], [5], [3, 4], [4096, 1, 70_000], [
+          524_274,
+          524_288,
+          3,
+        ]]
+      ) {
+        const from = parts(sizes);
+        const size = sizes.reduce((sum, n) => sum + n, 0);
+        const joined = buffers.join(from, size);
+        assert.deepEqual(joined, joinedByHand(from));
+        assert.equal(Object.getPrototypeOf(joined), Uint8Array.prototype);
+        for (const part of from) assert.notEqual(joined.buffer, part.buffer);
+      }
+    });
+  }
+
+  test("release is told of every part but the last, and only from 1 MiB", () => {
+    const released: Uint8Array[] = [];
+    const buffers = new PayloadBuffers({
+      aligned: true,
+      allocate,
+      release: (part) => released.push(part),
+    });
+    const small = parts([600_000, 448_575]); // 1 MiB less one byte
+    buffers.join(small, 1_048_575);
+    assert.equal(released.length, 0);
+    const large = parts([500_000, 524_288, 524_288, 10]);
+    const expected = joinedByHand(large);
+    // Released parts may be gone at once: the join must not need them after.
+    const detaching = new PayloadBuffers({
+      aligned: true,
+      allocate,
+      release: (part) => {
+        released.push(part);
+        part.fill(0);
+      },
+    });
+    assert.deepEqual(detaching.join(large, 1_548_586), expected);
+    assert.deepEqual(released, large.slice(0, 3));
+    assert.equal(large[3]![0], expected[1_548_576]); // the last one untouched
+  });
+});

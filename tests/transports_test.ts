@@ -621,6 +621,46 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
     );
 
     test(
+      "Bun: whole reads of 64 KiB up are released once joined into a large message; a user's buffers never",
+      { skip: runtimeName() !== "bun" && "Bun's transport only" },
+      boundedFor(async () => {
+        const { port, next } = await serve();
+        const client = await connect(port);
+        const server = await next();
+        const writer = client.writable.getWriter();
+        const sent = pattern(0, 4 * MiB);
+        void writer.write(sent);
+        const reader = server.readable.getReader();
+        const reads: Uint8Array[] = [];
+        for (let got = 0; got < sent.length;) {
+          const { value } = await reader.read();
+          if (value === undefined) break;
+          reads.push(value);
+          got += value.length;
+        }
+        reader.releaseLock();
+        const buffers = rt.payloadBuffers!;
+        const lengths = reads.map((read) => read.length);
+        const whole = reads.map((read) =>
+          read.length >= 64 * KiB && read.byteOffset === 0 &&
+          read.length === read.buffer.byteLength
+        );
+        assert.ok(whole.filter(Boolean).length >= 2, `reads: ${lengths}`);
+        const joined = buffers.join(reads, sent.length);
+        assert.deepEqual(joined, sent);
+        // Released: every whole large read but the last, and nothing else.
+        reads.forEach((read, i) => {
+          const released = whole[i] && i < reads.length - 1;
+          assert.equal(read.length, released ? 0 : lengths[i], `read ${i}`);
+        });
+        // The same join of a user's own whole buffers releases none.
+        const mine = [pattern(0, 2 * MiB), pattern(2 * MiB, 2 * MiB)];
+        assert.deepEqual(buffers.join(mine, 4 * MiB), sent);
+        assert.deepEqual(mine.map((part) => part.length), [2 * MiB, 2 * MiB]);
+      }),
+    );
+
+    test(
       "a runtime transport is its own channel",
       boundedFor(async () => {
         const { port, next } = await serve();
