@@ -157,6 +157,9 @@ export interface RuntimeTransports {
   /**
    * How payload copies are best made on this runtime, when not plainly
    * (Bun's: aligned alike); connections over its transports use them.
+   * Bun's `join` also frees the whole reads of its own transports that it
+   * joins into a message of 1 MiB or more (all but the last): a read given
+   * to it must not be used after.
    */
   readonly payloadBuffers?: PayloadBuffers | undefined;
 }
