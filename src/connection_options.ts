@@ -288,9 +288,13 @@ export interface ConnectionInfo {
   role: Role;
   /** Where the connection stands. */
   state: ConnectionState;
-  /** Our address, if on a socket. */
+  /**
+   * Our address, if on a socket. On Bun it is read from the socket the
+   * first time it is asked for (a system call each), and kept; first asked
+   * for once the socket has closed, it is `null`.
+   */
   localAddr: Address | null;
-  /** The peer's address, if on a socket. */
+  /** The peer's address, if on a socket; on Bun, read as `localAddr` is. */
   remoteAddr: Address | null;
   /** The agreed subprotocol ("" for none). */
   protocol: string;

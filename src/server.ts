@@ -127,7 +127,12 @@ export type UpgradeAcceptance<Data = undefined> =
  * ```
  */
 export interface ServerRequest extends UpgradeRequest {
-  /** The peer's address. */
+  /**
+   * The peer's address, read when first asked for. On Bun, first asked for
+   * once the connection has closed, it is `null` (as `ConnectionInfo`'s):
+   * read it in `onUpgrade` or the handler to keep it. A refused request's
+   * is read before its socket closes.
+   */
   remoteAddr: Address | null;
 }
 
@@ -552,6 +557,7 @@ async function listenAndServe<Data>(
     // TLS handshake, which Deno reports on the first read): the client's
     // doing, so the connection is just closed.
     let inHook = false;
+    let request: ServerRequest | undefined;
     try {
       let read: { head: Uint8Array; rest: Uint8Array };
       try {
@@ -590,10 +596,9 @@ async function listenAndServe<Data>(
       handshake.headRead = true;
       const upgrade = validateClientRequest(requestHead);
       // Not a spread: that would read upgrade.headers, which is made only
-      // when a hook or the handler reads it.
-      const request: ServerRequest = Object.assign(upgrade, {
-        remoteAddr: transport.remoteAddr,
-      });
+      // when a hook or the handler reads it. remoteAddr too is read only
+      // when asked for (on Bun, reading it is two system calls).
+      request = withLazyRemoteAddr(upgrade, transport);
       if (checked.originPolicy !== null) {
         const fields = fieldsOf(upgrade);
         if (
@@ -656,6 +661,9 @@ async function listenAndServe<Data>(
         handshakesRefused++;
       }
       if (log?.enabled("debug")) logRefusal(log, transport, error);
+      // Read while the socket is still open: a hook may have kept the
+      // request, to look at after its refusal.
+      if (request !== undefined) void request.remoteAddr;
       if (error instanceof HandshakeError && error.status >= 400) {
         await refuse(transport, refusalResponse(error));
       } else if (closing || !inHook) {
@@ -846,4 +854,46 @@ function logRefusal(log: Logger, transport: Transport, error: unknown): void {
     status: error instanceof HandshakeError ? error.status : null,
     reason: error instanceof Error ? error.message : String(error),
   });
+}
+
+/** The transport behind each request's `remoteAddr`, until it is read. */
+const REMOTE_OF = new WeakMap<object, Transport>();
+
+/** Makes `remoteAddr` a plain property holding `value`, and forgets the transport. */
+function settleRemoteAddr(target: object, value: unknown): void {
+  REMOTE_OF.delete(target);
+  Object.defineProperty(target, "remoteAddr", {
+    value,
+    writable: true,
+    enumerable: true,
+    configurable: true,
+  });
+}
+
+// Shared by every request, rather than a getter and a setter made per one.
+const LAZY_REMOTE_ADDR: PropertyDescriptor = {
+  get(this: object): Address | null {
+    const value = REMOTE_OF.get(this)?.remoteAddr ?? null;
+    settleRemoteAddr(this, value);
+    return value;
+  },
+  set(this: object, value: unknown): void {
+    settleRemoteAddr(this, value);
+  },
+  enumerable: true,
+  configurable: true,
+};
+
+/**
+ * Gives an upgrade request its `remoteAddr`, read from `transport` when
+ * first asked for (see the Bun transport: each address is a system call
+ * there, and most servers never ask).
+ */
+function withLazyRemoteAddr(
+  upgrade: UpgradeRequest,
+  transport: Transport,
+): ServerRequest {
+  REMOTE_OF.set(upgrade, transport);
+  Object.defineProperty(upgrade, "remoteAddr", LAZY_REMOTE_ADDR);
+  return upgrade as ServerRequest;
 }

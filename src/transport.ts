@@ -50,7 +50,11 @@ export interface Transport {
   readonly writable: WritableStream<Uint8Array>;
   /** Closes the socket at once, discarding anything unsent. Idempotent. */
   close(): void;
-  /** The local address, or `null` when not on a network socket. */
+  /**
+   * The local address, or `null` when not on a network socket. Bun's are
+   * read from the socket when first asked for, and kept: first asked for
+   * once the socket has closed, they are `null`.
+   */
   readonly localAddr: Address | null;
   /** The peer's address, or `null` when not on a network socket. */
   readonly remoteAddr: Address | null;

@@ -658,6 +658,37 @@ describe(`serve() over ${runtimeName()} sockets`, () => {
   // ---- onUpgrade ----
 
   test(
+    "request.remoteAddr: the client's address, read when asked for, then a plain property",
+    bounded(async () => {
+      const seen: unknown[] = [];
+      const { url, requests, connections } = await wsServer(
+        {},
+        (connection, request) => {
+          // Asked for while open: the client's address, the same each time.
+          const first = request.remoteAddr;
+          seen.push(first, request.remoteAddr, { ...request }.remoteAddr);
+          seen.push(connection.info.remoteAddr);
+          return echo(connection, request);
+        },
+      );
+      const client = await connect(url);
+      await client.send("hi");
+      for await (const _ of client) break;
+      const local = client.info.localAddr;
+      assert.ok(local !== null && local.port > 0);
+      assert.equal(seen[0], seen[1]);
+      assert.deepEqual(seen, [local, local, local, local]);
+      // Kept once read, after the close too; and assignable.
+      const request = requests[0]!;
+      await connections[0]!.closed;
+      assert.deepEqual(request.remoteAddr, local);
+      assert.ok(Object.keys(request).includes("remoteAddr"));
+      request.remoteAddr = null;
+      assert.equal(request.remoteAddr, null);
+    }),
+  );
+
+  test(
     "serve refuses with 403 when onUpgrade returns false",
     bounded(async () => {
       const seen: ServerRequest[] = [];

@@ -23,11 +23,11 @@ interface BunSocket {
   shutdown(): void;
   pause(): void;
   resume(): void;
-  setNoDelay(noDelay: boolean): boolean;
-  readonly localAddress: string;
-  readonly localPort: number;
-  readonly remoteAddress: string;
-  readonly remotePort: number;
+  // `undefined` once the socket is closed.
+  readonly localAddress: string | undefined;
+  readonly localPort: number | undefined;
+  readonly remoteAddress: string | undefined;
+  readonly remotePort: number | undefined;
 }
 type Handler<A extends unknown[] = []> = (socket: BunSocket, ...a: A) => void;
 interface BunOptions {
@@ -65,28 +65,44 @@ class BunChannel extends SocketChannel {
   #shutdownWanted = false;
   /** An error Bun reported before `close` (a failed TLS session). */
   #error: Error | undefined;
-  // Read now, as Bun's socket forgets them once closed; kept as values, and
-  // made objects only when asked for (an idle connection holds less).
-  readonly #localHost: string;
-  readonly #localPort: number;
-  readonly #remoteHost: string;
-  readonly #remotePort: number;
+  // Read when first asked for, then kept as values (made objects only when
+  // asked for: an idle connection holds less). Each read is a system call
+  // (Bun 1.4.5 caches none of them), and reading all four on every
+  // connection, with a setNoDelay Bun makes itself, cost a sixth of a
+  // server's handshakes. Bun's socket forgets them once closed: first asked
+  // for after that, they are null, as Node's `socket.remoteAddress` is then
+  // `undefined`.
+  #localHost: string | undefined = undefined;
+  #localPort = 0;
+  #remoteHost: string | undefined = undefined;
+  #remotePort = 0;
 
   constructor(socket: BunSocket) {
     super();
-    this.#localHost = socket.localAddress;
-    this.#localPort = socket.localPort;
-    this.#remoteHost = socket.remoteAddress;
-    this.#remotePort = socket.remotePort;
     this.#socket = socket;
-    socket.setNoDelay(true);
+    // No setNoDelay: Bun sets TCP_NODELAY itself on every socket it
+    // accepts or connects (seen with strace on Bun 1.4.5).
   }
 
-  get localAddr(): t.Address {
+  get localAddr(): t.Address | null {
+    if (this.#localHost === undefined) {
+      const socket = this.#socket;
+      const hostname = socket.localAddress, port = socket.localPort;
+      if (!hostname || !port) return null; // closed before anyone asked
+      this.#localHost = hostname;
+      this.#localPort = port;
+    }
     return { hostname: this.#localHost, port: this.#localPort };
   }
 
-  get remoteAddr(): t.Address {
+  get remoteAddr(): t.Address | null {
+    if (this.#remoteHost === undefined) {
+      const socket = this.#socket;
+      const hostname = socket.remoteAddress, port = socket.remotePort;
+      if (!hostname || !port) return null; // closed before anyone asked
+      this.#remoteHost = hostname;
+      this.#remotePort = port;
+    }
     return { hostname: this.#remoteHost, port: this.#remotePort };
   }
 
