@@ -9,6 +9,7 @@
  *
  * @module
  */
+import { LazyProperty } from "./_lazy_property.ts";
 
 /** What the handshake looks up in a head's fields: `Headers` has it too. */
 export interface FieldLookup {
@@ -66,33 +67,11 @@ export class HeaderFields implements FieldLookup {
   }
 }
 
-/** The fields behind each object given a lazy `headers`, until it is read. */
-const LAZY = new WeakMap<object, HeaderFields>();
-
-/** Makes `headers` a plain property holding `value`, and forgets the fields. */
-function settle(target: object, value: Headers): void {
-  LAZY.delete(target);
-  Object.defineProperty(target, "headers", {
-    value,
-    writable: true,
-    enumerable: true,
-    configurable: true,
-  });
-}
-
-// Shared by every object, rather than a getter and a setter made per object.
-const LAZY_HEADERS: PropertyDescriptor = {
-  get(this: object): Headers {
-    const headers = LAZY.get(this)!.toHeaders();
-    settle(this, headers);
-    return headers;
-  },
-  set(this: object, value: Headers): void {
-    settle(this, value);
-  },
-  enumerable: true,
-  configurable: true,
-};
+/** A head's or a request's `headers`, made from its fields when first read. */
+const LAZY_HEADERS = new LazyProperty<HeaderFields, Headers>(
+  "headers",
+  (fields) => fields.toHeaders(),
+);
 
 /**
  * Gives `target` a `headers` property holding `fields` as a `Headers`, made
@@ -107,9 +86,7 @@ export function withLazyHeaders<T extends object>(
   target: T,
   fields: HeaderFields,
 ): T & { headers: Headers } {
-  LAZY.set(target, fields);
-  Object.defineProperty(target, "headers", LAZY_HEADERS);
-  return target as T & { headers: Headers };
+  return LAZY_HEADERS.attach(target, fields) as T & { headers: Headers };
 }
 
 /**
@@ -122,7 +99,7 @@ export function withLazyHeaders<T extends object>(
  * @returns Its fields.
  */
 export function fieldsOf(head: { headers: Headers }): FieldLookup {
-  return LAZY.get(head) ?? head.headers;
+  return LAZY_HEADERS.sourceOf(head) ?? head.headers;
 }
 
 /**
@@ -132,5 +109,5 @@ export function fieldsOf(head: { headers: Headers }): FieldLookup {
  * @returns The fields, or `undefined`.
  */
 export function lazyFieldsOf(head: object): HeaderFields | undefined {
-  return LAZY.get(head);
+  return LAZY_HEADERS.sourceOf(head);
 }

@@ -19,6 +19,7 @@ import {
   type ShutdownReport,
 } from "./shutdown.ts";
 import { fieldsOf } from "./_header_fields.ts";
+import { LazyProperty } from "./_lazy_property.ts";
 import { OriginPolicy } from "./origin.ts";
 import { attachLogger, connectionLogger, type Logger } from "./logger.ts";
 import { takeoverWith } from "./takeover.ts";
@@ -856,33 +857,11 @@ function logRefusal(log: Logger, transport: Transport, error: unknown): void {
   });
 }
 
-/** The transport behind each request's `remoteAddr`, until it is read. */
-const REMOTE_OF = new WeakMap<object, Transport>();
-
-/** Makes `remoteAddr` a plain property holding `value`, and forgets the transport. */
-function settleRemoteAddr(target: object, value: unknown): void {
-  REMOTE_OF.delete(target);
-  Object.defineProperty(target, "remoteAddr", {
-    value,
-    writable: true,
-    enumerable: true,
-    configurable: true,
-  });
-}
-
-// Shared by every request, rather than a getter and a setter made per one.
-const LAZY_REMOTE_ADDR: PropertyDescriptor = {
-  get(this: object): Address | null {
-    const value = REMOTE_OF.get(this)?.remoteAddr ?? null;
-    settleRemoteAddr(this, value);
-    return value;
-  },
-  set(this: object, value: unknown): void {
-    settleRemoteAddr(this, value);
-  },
-  enumerable: true,
-  configurable: true,
-};
+/** A request's `remoteAddr`, read from its transport when first asked for. */
+const LAZY_REMOTE_ADDR = new LazyProperty<Transport, Address | null>(
+  "remoteAddr",
+  (transport) => transport.remoteAddr,
+);
 
 /**
  * Gives an upgrade request its `remoteAddr`, read from `transport` when
@@ -893,7 +872,5 @@ function withLazyRemoteAddr(
   upgrade: UpgradeRequest,
   transport: Transport,
 ): ServerRequest {
-  REMOTE_OF.set(upgrade, transport);
-  Object.defineProperty(upgrade, "remoteAddr", LAZY_REMOTE_ADDR);
-  return upgrade as ServerRequest;
+  return LAZY_REMOTE_ADDR.attach(upgrade, transport) as ServerRequest;
 }
