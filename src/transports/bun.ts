@@ -69,9 +69,9 @@ class BunChannel extends SocketChannel {
   // asked for: an idle connection holds less). Each read is a system call
   // (Bun 1.4.5 caches none of them), and reading all four on every
   // connection, with a setNoDelay Bun makes itself, took about 9 µs of the
-  // 70 a server's handshake costs (bench/README.md). Bun's socket forgets them once closed: first asked
-  // for after that, they are null, as Node's `socket.remoteAddress` is then
-  // `undefined`.
+  // 70 a server's handshake costs (bench/README.md). Bun's socket forgets
+  // them once closed: first asked for after that, they are null, as Node's
+  // `socket.remoteAddress` is then `undefined`.
   #localHost: string | undefined = undefined;
   #localPort = 0;
   #remoteHost: string | undefined = undefined;
