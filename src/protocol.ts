@@ -521,7 +521,7 @@ export class Protocol {
     }
     const size = headerSize + length;
     const large = length >= REUSE_WORTH;
-    const buffers = this.#options.buffers ?? plainPayloadBuffers;
+    const buffers = this.#buffers;
     const out = large
       ? buffers.reusableFor(size, headerSize, payload)
       : buffers.for(size, headerSize, payload);
@@ -576,6 +576,11 @@ export class Protocol {
       applyMask(out.subarray(room, room + length), key);
     }
     this.#handler.send(out.subarray(start, room + length));
+  }
+
+  /** How payload copies are made: the runtime's, or plain ones. */
+  get #buffers(): PayloadBuffers {
+    return this.#options.buffers ?? plainPayloadBuffers;
   }
 
   #resetMessage(): void {
@@ -695,7 +700,7 @@ export class Protocol {
 
   /** Makes the message's buffer and copies its first piece in. */
   #startInPlace(first: Uint8Array): void {
-    const buffers = this.#options.buffers ?? plainPayloadBuffers;
+    const buffers = this.#buffers;
     const whole = buffers.for(this.#frame!.length, 0, first);
     buffers.copyInto(whole, 0, first);
     this.#part = whole;
@@ -714,7 +719,7 @@ export class Protocol {
       chunk.buffer !== whole.buffer ||
       chunk.byteOffset !== whole.byteOffset + at
     ) {
-      (this.#options.buffers ?? plainPayloadBuffers).copyInto(whole, at, chunk);
+      this.#buffers.copyInto(whole, at, chunk);
     }
   }
 
@@ -756,7 +761,7 @@ export class Protocol {
         opcode,
         opcode === Opcode.Close && parts.length === 1
           ? parts[0]!
-          : concat(parts, frame.length, this.#options.buffers),
+          : this.#buffers.join(parts, frame.length),
       );
       return;
     }
@@ -776,7 +781,7 @@ export class Protocol {
     } else if (parts === IN_PLACE) {
       message = part!;
     } else if (parts !== null) {
-      message = concat(parts, this.#messageSize, this.#options.buffers);
+      message = this.#buffers.join(parts, this.#messageSize);
     } else if (part !== null) {
       message = ownedView(part);
     } else {
@@ -794,7 +799,7 @@ export class Protocol {
   #extensionMessageEnd(): void {
     const part = this.#part, parts = this.#parts;
     const payload = parts !== null
-      ? concat(parts, this.#messageSize, this.#options.buffers)
+      ? this.#buffers.join(parts, this.#messageSize)
       : part !== null
       ? ownedView(part)
       : new Uint8Array(0);
@@ -866,15 +871,6 @@ function isAscii(text: string): boolean {
     if (text.charCodeAt(i) >= 0x80) return false;
   }
   return true;
-}
-
-/** Joins chunks into one new buffer of `size` bytes. */
-function concat(
-  parts: Uint8Array[],
-  size: number,
-  buffers: PayloadBuffers = plainPayloadBuffers,
-): Uint8Array {
-  return buffers.join(parts, size);
 }
 
 /**
