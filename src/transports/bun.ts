@@ -65,17 +65,14 @@ class BunChannel extends SocketChannel {
   #shutdownWanted = false;
   /** An error Bun reported before `close` (a failed TLS session). */
   #error: Error | undefined;
-  // Read when first asked for, then kept as values (made objects only when
-  // asked for: an idle connection holds less). Each read is a system call
-  // (Bun 1.4.5 caches none of them), and reading all four on every
-  // connection, with a setNoDelay Bun makes itself, took about 9 µs of the
-  // 70 a server's handshake costs (bench/README.md). Bun's socket forgets
-  // them once closed: first asked for after that, they are null, as Node's
+  // Read when first asked for, then kept. Each read is a system call (Bun
+  // 1.4.5 caches none of them), and reading all four on every connection,
+  // with a setNoDelay Bun makes itself, took about 9 µs of the 70 a server's
+  // handshake costs (bench/README.md). Bun's socket forgets them once
+  // closed: first asked for after that, they are null, as Node's
   // `socket.remoteAddress` is then `undefined`.
-  #localHost: string | undefined = undefined;
-  #localPort = 0;
-  #remoteHost: string | undefined = undefined;
-  #remotePort = 0;
+  #localAddr: t.Address | null = null;
+  #remoteAddr: t.Address | null = null;
 
   constructor(socket: BunSocket) {
     super();
@@ -85,25 +82,17 @@ class BunChannel extends SocketChannel {
   }
 
   get localAddr(): t.Address | null {
-    if (this.#localHost === undefined) {
-      const socket = this.#socket;
-      const hostname = socket.localAddress, port = socket.localPort;
-      if (!hostname || !port) return null; // closed before anyone asked
-      this.#localHost = hostname;
-      this.#localPort = port;
-    }
-    return { hostname: this.#localHost, port: this.#localPort };
+    const socket = this.#socket;
+    return copyOf(
+      this.#localAddr ??= addressOf(socket.localAddress, socket.localPort),
+    );
   }
 
   get remoteAddr(): t.Address | null {
-    if (this.#remoteHost === undefined) {
-      const socket = this.#socket;
-      const hostname = socket.remoteAddress, port = socket.remotePort;
-      if (!hostname || !port) return null; // closed before anyone asked
-      this.#remoteHost = hostname;
-      this.#remotePort = port;
-    }
-    return { hostname: this.#remoteHost, port: this.#remotePort };
+    const socket = this.#socket;
+    return copyOf(
+      this.#remoteAddr ??= addressOf(socket.remoteAddress, socket.remotePort),
+    );
   }
 
   override readTo(reader: ChannelReader): void {
@@ -240,6 +229,19 @@ const handlers = {
   close: ((socket, error) => socket.data?.onClose(error)) as Handler<[Error?]>,
   error: ((socket, error) => socket.data?.onError(error)) as Handler<[Error]>,
 };
+
+/** An address from a Bun socket's fields; `null` once it has forgotten them. */
+function addressOf(
+  hostname: string | undefined,
+  port: number | undefined,
+): t.Address | null {
+  return hostname && port ? { hostname, port } : null;
+}
+
+/** A copy for the caller, so that the one kept cannot be changed. */
+function copyOf(address: t.Address | null): t.Address | null {
+  return address && { hostname: address.hostname, port: address.port };
+}
 
 const bun = () => (globalThis as unknown as { Bun: BunApi }).Bun;
 
