@@ -253,6 +253,9 @@ describe(`${runtimeName()} transport (${rt.name})`, () => {
       const seen = [client.localAddr, client.remoteAddr, server.localAddr];
       const peer = server.remoteAddr;
       assert.deepEqual(peer, seen[0]);
+      // Each call gives a copy: changing one does not change the next.
+      server.remoteAddr!.port = 1;
+      assert.deepEqual(server.remoteAddr, peer);
       client.close();
       assert.equal(await readText(server.readable), ""); // the peer's end
       server.close();
