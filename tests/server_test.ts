@@ -710,6 +710,28 @@ describe(`serve() over ${runtimeName()} sockets`, () => {
   );
 
   test(
+    "a refused request keeps its remoteAddr after its socket has closed",
+    bounded(async () => {
+      const seen: ServerRequest[] = [];
+      const { url, server } = await wsServer({
+        onUpgrade: (request) => {
+          seen.push(request); // kept, not read
+          return false;
+        },
+      });
+      await assert.rejects(
+        connect(url),
+        (error) => error instanceof HandshakeError && error.status === 403,
+      );
+      // The refusal has ended, its socket closed, once the server has closed:
+      // only then is the address asked for (on Bun it is read lazily).
+      await server.close();
+      assert.equal(seen[0]?.remoteAddr?.hostname, HOST);
+      assert.ok((seen[0]?.remoteAddr?.port ?? 0) > 0);
+    }),
+  );
+
+  test(
     "serve refuses with the status and headers of a HandshakeError onUpgrade throws",
     bounded(async () => {
       const { url, port, errors } = await wsServer({
