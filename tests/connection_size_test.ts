@@ -13,10 +13,17 @@ import type { WebSocketConnection } from "../src/connection.ts";
 import { takeover } from "../src/takeover.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { serve } from "../src/server.ts";
+import { bunTransports } from "../src/transports/bun.ts";
+import type { Transport } from "../src/transport.ts";
 
 const onBun = runtimeName() === "bun";
 /** The size class an idle connection must stay in, in bytes. */
 const CONNECTION_LIMIT = 160;
+/**
+ * The size class a Bun socket's channel must stay in: 12 fields at most
+ * (see `RareSocketState` in src/transports/bun.ts).
+ */
+const BUN_CHANNEL_LIMIT = 112;
 
 /** `bun:jsc`'s shallow size of an object, in bytes. */
 async function shallowSizeOf(): Promise<(value: object) => number> {
@@ -73,6 +80,46 @@ test(
       await socket.close();
     } finally {
       await ws.close();
+    }
+  },
+);
+
+test(
+  "a Bun socket's channel is 112 bytes, accepted or connected, before and after its addresses are read",
+  { skip: onBun ? false : "needs bun:jsc's shallow sizes (Bun only)" },
+  async () => {
+    const sizeOf = await shallowSizeOf();
+    const accepted = Promise.withResolvers<Transport>();
+    const listener = await bunTransports.listen(
+      { hostname: "127.0.0.1", port: 0 },
+      accepted.resolve,
+    );
+    try {
+      const connected = await bunTransports.connect({
+        hostname: "127.0.0.1",
+        port: listener.addr.port,
+      });
+      const server = await accepted.promise;
+      for (
+        const [end, transport] of [["accepted", server], [
+          "connected",
+          connected,
+        ]] as const
+      ) {
+        assert.ok(
+          sizeOf(transport) <= BUN_CHANNEL_LIMIT,
+          `a channel ${end} is ${sizeOf(transport)} bytes`,
+        );
+      }
+      // The addresses, once read, are kept out of line.
+      assert.equal(server.remoteAddr?.port, connected.localAddr?.port);
+      assert.equal(connected.remoteAddr?.port, listener.addr.port);
+      assert.ok(sizeOf(server) <= BUN_CHANNEL_LIMIT);
+      assert.ok(sizeOf(connected) <= BUN_CHANNEL_LIMIT);
+      connected.close();
+      server.close();
+    } finally {
+      listener.close();
     }
   },
 );

@@ -45,6 +45,28 @@ interface BunApi {
 /** Received bytes queued unread before the socket is paused. */
 const READ_AHEAD = 64 * 1024;
 
+// BunChannel's flags: the socket paused by us, a FIN wanted once all is
+// written, reading over.
+const PAUSED = 1;
+const SHUTDOWN_WANTED = 2;
+const READ_ENDED = 4;
+
+/** The part of a channel's state that few sockets ever need. */
+class RareSocketState {
+  // Read when first asked for, then kept. Each read is a system call (Bun
+  // 1.4.5 caches none of them), and reading all four on every connection,
+  // with a setNoDelay Bun makes itself, took about 9 µs of the 70 a server's
+  // handshake costs (bench/README.md). Bun's socket forgets them once
+  // closed: first asked for after that, they are null, as Node's
+  // `socket.remoteAddress` is then `undefined`.
+  localAddr: t.Address | null = null;
+  remoteAddr: t.Address | null = null;
+  /** An error Bun reported before `close` (a failed TLS session). */
+  error: Error | undefined = undefined;
+  /** Why reading ended, when an error ended it. */
+  readError: Error | null = null;
+}
+
 /**
  * One socket's channel; the socket's callbacks (`handlers`) call its `on…`
  * methods. Bun gives every `data` event a fresh buffer (checked on Bun
@@ -58,21 +80,20 @@ class BunChannel extends SocketChannel {
   #received: Uint8Array[] | null = null;
   #receivedBytes = 0;
   #reader: ChannelReader | null = null;
-  #readEnd: { error: Error | null } | null = null;
   /** What the socket did not take at once, in order. */
   #unsent: Uint8Array[] | null = null;
-  #paused = false;
-  #shutdownWanted = false;
-  /** An error Bun reported before `close` (a failed TLS session). */
-  #error: Error | undefined;
-  // Read when first asked for, then kept. Each read is a system call (Bun
-  // 1.4.5 caches none of them), and reading all four on every connection,
-  // with a setNoDelay Bun makes itself, took about 9 µs of the 70 a server's
-  // handshake costs (bench/README.md). Bun's socket forgets them once
-  // closed: first asked for after that, they are null, as Node's
-  // `socket.remoteAddress` is then `undefined`.
-  #localAddr: t.Address | null = null;
-  #remoteAddr: t.Address | null = null;
+  /** PAUSED, SHUTDOWN_WANTED and READ_ENDED. */
+  #flags = 0;
+  /**
+   * What few sockets need, made when first needed: with it out of line a
+   * channel has 12 fields (with SocketChannel's), which puts it in
+   * JavaScriptCore's 112-byte size class rather than 160.
+   */
+  #rare: RareSocketState | null = null;
+
+  get #own(): RareSocketState {
+    return this.#rare ??= new RareSocketState();
+  }
 
   constructor(socket: BunSocket) {
     super();
@@ -83,15 +104,17 @@ class BunChannel extends SocketChannel {
 
   get localAddr(): t.Address | null {
     const socket = this.#socket;
+    const rare = this.#own;
     return copyOf(
-      this.#localAddr ??= addressOf(socket.localAddress, socket.localPort),
+      rare.localAddr ??= addressOf(socket.localAddress, socket.localPort),
     );
   }
 
   get remoteAddr(): t.Address | null {
     const socket = this.#socket;
+    const rare = this.#own;
     return copyOf(
-      this.#remoteAddr ??= addressOf(socket.remoteAddress, socket.remotePort),
+      rare.remoteAddr ??= addressOf(socket.remoteAddress, socket.remotePort),
     );
   }
 
@@ -101,17 +124,22 @@ class BunChannel extends SocketChannel {
       const bytes = received.shift()!;
       if (received.length === 0) this.#received = null;
       this.#receivedBytes -= bytes.length;
-      if (this.#paused && this.#receivedBytes < READ_AHEAD && !this.closed) {
-        this.#paused = false;
+      if (
+        (this.#flags & PAUSED) !== 0 && this.#receivedBytes < READ_AHEAD &&
+        !this.closed
+      ) {
+        this.#flags &= ~PAUSED;
         this.#socket.resume();
       }
       queueMicrotask(() => reader.received(bytes));
       return;
     }
-    const end = this.#readEnd;
-    if (end === null) this.#reader = reader;
-    else if (end.error !== null) queueMicrotask(() => reader.failed(end.error));
-    else queueMicrotask(() => reader.received(null));
+    if ((this.#flags & READ_ENDED) === 0) this.#reader = reader;
+    else {
+      const error = this.#rare?.readError ?? null;
+      if (error !== null) queueMicrotask(() => reader.failed(error));
+      else queueMicrotask(() => reader.received(null));
+    }
   }
 
   write(bytes: Uint8Array): void {
@@ -125,7 +153,7 @@ class BunChannel extends SocketChannel {
   }
 
   closeWrite(): Promise<void> {
-    this.#shutdownWanted = true;
+    this.#flags |= SHUTDOWN_WANTED;
     this.settle();
     return this.drained();
   }
@@ -145,15 +173,19 @@ class BunChannel extends SocketChannel {
 
   protected override settle(): void {
     super.settle();
-    if (this.#shutdownWanted && this.bufferedAmount === 0 && !this.closed) {
-      this.#shutdownWanted = false;
+    if (
+      (this.#flags & SHUTDOWN_WANTED) !== 0 && this.bufferedAmount === 0 &&
+      !this.closed
+    ) {
+      this.#flags &= ~SHUTDOWN_WANTED;
       this.#socket.shutdown(); // a FIN; reading goes on
     }
   }
 
   #endRead(error: Error | null): void {
-    if (this.#readEnd !== null) return;
-    this.#readEnd = { error };
+    if ((this.#flags & READ_ENDED) !== 0) return;
+    this.#flags |= READ_ENDED;
+    if (error !== null) this.#own.readError = error;
     const reader = this.#reader;
     this.#reader = null;
     if (reader === null) return;
@@ -162,7 +194,7 @@ class BunChannel extends SocketChannel {
   }
 
   onData(bytes: Uint8Array): void {
-    if (this.closed || this.#readEnd !== null) return;
+    if (this.closed || (this.#flags & READ_ENDED) !== 0) return;
     if (bytes.length >= FRESH_READ_MIN && isWholeBuffer(bytes)) {
       freshReads.add(bytes.buffer);
     }
@@ -174,8 +206,8 @@ class BunChannel extends SocketChannel {
     }
     (this.#received ??= []).push(bytes);
     this.#receivedBytes += bytes.length;
-    if (this.#receivedBytes >= READ_AHEAD && !this.#paused) {
-      this.#paused = true;
+    if (this.#receivedBytes >= READ_AHEAD && (this.#flags & PAUSED) === 0) {
+      this.#flags |= PAUSED;
       this.#socket.pause();
     }
   }
@@ -187,7 +219,7 @@ class BunChannel extends SocketChannel {
     while (unsent.length > 0 && !this.closed) {
       const bytes = unsent[0]!;
       const taken = this.#socket.write(bytes);
-      if (taken < 0) return this.fail(this.#error ?? closedError());
+      if (taken < 0) return this.fail(this.#rare?.error ?? closedError());
       this.bufferedAmount -= taken;
       if (taken < bytes.length) {
         unsent[0] = bytes.subarray(taken);
@@ -204,11 +236,11 @@ class BunChannel extends SocketChannel {
   }
 
   onError(error: Error): void {
-    this.#error = error; // `close` follows
+    this.#own.error = error; // `close` follows
   }
 
-  onClose(error: Error | undefined = this.#error): void {
-    this.#error = error;
+  onClose(error: Error | undefined = this.#rare?.error): void {
+    if (error !== undefined) this.#own.error = error;
     const unsent = this.bufferedAmount > 0 && !this.closed;
     this.closed = true;
     this.#endRead(error ?? null);
