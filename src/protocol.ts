@@ -191,6 +191,24 @@ const INLINE_TEXT_LIMIT = 64 * 1024;
  */
 const ZERO_COPY_LIMIT = 256 * 1024;
 
+// Protocol's `#bits`: the state's index in PROTOCOL_STATES, the close flags,
+// the incoming message's RSV bits and opcode, the outgoing one's opcode.
+const PROTOCOL_STATES: readonly ProtocolState[] = ["open", "closing", "closed"];
+const STATE_BITS = 3;
+/** The state bits of "open". */
+const OPEN = 0;
+const CLOSE_RECEIVED = 1 << 2;
+const CLOSE_SENT = 1 << 3;
+const RSV_SHIFT = 4;
+const RSV_BITS = 7 << RSV_SHIFT;
+const MESSAGE_OPCODE_SHIFT = 8;
+const MESSAGE_OPCODE_BITS = 15 << MESSAGE_OPCODE_SHIFT;
+const SENDING_OPCODE_SHIFT = 12;
+const SENDING_OPCODE_BITS = 15 << SENDING_OPCODE_SHIFT;
+
+/** The masking keys of clients given no `maskSource`: one pool for all. */
+let sharedMasks: (() => Uint8Array) | null = null;
+
 /**
  * The WebSocket protocol state machine for one connection: bytes in, events
  * and bytes out.
@@ -220,16 +238,19 @@ export class Protocol {
   readonly #decoder: FrameDecoder;
   /** The options as given: one object for all of a server's connections. */
   readonly #options: ProtocolOptions;
-  readonly #nextMask: (() => Uint8Array) | null;
-  #state: ProtocolState = "open";
-  #closeReceived = false;
-  #closeSent = false;
+  /**
+   * The state, whether a close frame came and went, and the opcodes and
+   * RSV bits of the messages in progress, in one number (see the bits
+   * below): with 12 fields a protocol sits in JavaScriptCore's 112-byte
+   * size class rather than 160, and a Bun server's idle connections are
+   * mostly such per-connection objects.
+   */
+  #bits = 0;
   #failure: ProtocolError | null = null;
 
-  // The incoming message being assembled.
-  #messageOpcode = 0; // 0: none in progress
-  /** The RSV bits of the message's first frame: an extension's message. */
-  #messageRsv = 0;
+  // The incoming message being assembled: its opcode (0: none in progress)
+  // and the RSV bits of its first frame (an extension's message) are in
+  // `#bits`.
   #messageSize = 0;
   #fragments = 0;
   // Its payload: most messages come in one part, kept without an array.
@@ -244,8 +265,49 @@ export class Protocol {
   #frame: FrameHeader | null = null;
   #control: Uint8Array[] | null = null;
 
-  // The outgoing fragmented message, if one is being sent.
-  #sendingOpcode = 0;
+  get #state(): ProtocolState {
+    return PROTOCOL_STATES[this.#bits & STATE_BITS]!;
+  }
+  set #state(state: ProtocolState) {
+    this.#bits = (this.#bits & ~STATE_BITS) | PROTOCOL_STATES.indexOf(state);
+  }
+  get #closeReceived(): boolean {
+    return (this.#bits & CLOSE_RECEIVED) !== 0;
+  }
+  set #closeReceived(on: boolean) {
+    this.#bits = on
+      ? this.#bits | CLOSE_RECEIVED
+      : this.#bits & ~CLOSE_RECEIVED;
+  }
+  get #closeSent(): boolean {
+    return (this.#bits & CLOSE_SENT) !== 0;
+  }
+  set #closeSent(on: boolean) {
+    this.#bits = on ? this.#bits | CLOSE_SENT : this.#bits & ~CLOSE_SENT;
+  }
+  /** The RSV bits of the incoming message's first frame, 0 to 7. */
+  get #messageRsv(): number {
+    return (this.#bits & RSV_BITS) >>> RSV_SHIFT;
+  }
+  set #messageRsv(rsv: number) {
+    this.#bits = (this.#bits & ~RSV_BITS) | (rsv << RSV_SHIFT);
+  }
+  /** The incoming message's opcode; 0: none in progress. */
+  get #messageOpcode(): number {
+    return (this.#bits & MESSAGE_OPCODE_BITS) >>> MESSAGE_OPCODE_SHIFT;
+  }
+  set #messageOpcode(opcode: number) {
+    this.#bits = (this.#bits & ~MESSAGE_OPCODE_BITS) |
+      (opcode << MESSAGE_OPCODE_SHIFT);
+  }
+  /** The outgoing fragmented message's opcode, if one is being sent. */
+  get #sendingOpcode(): number {
+    return (this.#bits & SENDING_OPCODE_BITS) >>> SENDING_OPCODE_SHIFT;
+  }
+  set #sendingOpcode(opcode: number) {
+    this.#bits = (this.#bits & ~SENDING_OPCODE_BITS) |
+      (opcode << SENDING_OPCODE_SHIFT);
+  }
 
   /**
    * The decoder's sink: one small object per protocol, its methods on the
@@ -275,9 +337,6 @@ export class Protocol {
   constructor(options: ProtocolOptions, handler: ProtocolHandler) {
     this.#handler = handler;
     this.#options = options;
-    this.#nextMask = options.role === "client"
-      ? options.maskSource ?? randomMaskSource()
-      : null;
     this.#decoder = new FrameDecoder(new Protocol.#Sink(this), {
       masked: options.role === "server",
       allowedRsv: options.allowedRsv ?? 0,
@@ -286,7 +345,7 @@ export class Protocol {
 
   /** Our end of the connection (only a client masks what it sends). */
   get role(): Role {
-    return this.#nextMask === null ? "server" : "client";
+    return this.#options.role;
   }
 
   /** Where the protocol stands. */
@@ -325,7 +384,7 @@ export class Protocol {
    * @throws {ProtocolError} when the peer broke the protocol.
    */
   receive(chunk: Uint8Array): void {
-    if (this.#closeReceived || this.#failure !== null) return;
+    if ((this.#bits & CLOSE_RECEIVED) !== 0 || this.#failure !== null) return;
     try {
       this.#decoder.push(chunk);
     } catch (error) {
@@ -391,7 +450,7 @@ export class Protocol {
    */
   sendMessage(data: Message): void {
     this.#checkCanSend();
-    if (this.#sendingOpcode !== 0) {
+    if ((this.#bits & SENDING_OPCODE_BITS) !== 0) {
       throw new TypeError(
         "Cannot send a message while a fragmented message is being sent",
       );
@@ -422,16 +481,15 @@ export class Protocol {
   ): void {
     this.#checkCanSend();
     const opcode = type === "text" ? Opcode.Text : Opcode.Binary;
-    if (this.#sendingOpcode !== 0 && this.#sendingOpcode !== opcode) {
+    const sending = this.#sendingOpcode;
+    if (sending !== 0 && sending !== opcode) {
       throw new TypeError(
         `Cannot send a ${type} fragment inside a ${
           type === "text" ? "binary" : "text"
         } message`,
       );
     }
-    const frameOpcode = this.#sendingOpcode === 0
-      ? opcode
-      : Opcode.Continuation;
+    const frameOpcode = sending === 0 ? opcode : Opcode.Continuation;
     this.#sendingOpcode = fin ? 0 : opcode;
     if (typeof data === "string") this.#sendText(data, frameOpcode, fin);
     else this.#sendFrame(fin, frameOpcode, data, rsv);
@@ -484,7 +542,7 @@ export class Protocol {
   }
 
   #checkCanSend(): void {
-    if (this.#state !== "open") {
+    if ((this.#bits & STATE_BITS) !== OPEN) {
       throw new ConnectionClosedError(
         `Cannot send on a ${this.#state} connection`,
         { closeCode: 1006, reason: "", wasClean: false },
@@ -510,7 +568,7 @@ export class Protocol {
     rsv = 0,
   ): void {
     const length = payload.length;
-    const key = this.#nextMask === null ? null : this.#nextMask();
+    const key = this.#options.role === "client" ? this.#maskKey() : null;
     const headerSize = frameHeaderSize(length, key !== null);
     if (key === null && length >= ZERO_COPY_LIMIT) {
       const header = new Uint8Array(headerSize);
@@ -548,7 +606,7 @@ export class Protocol {
       this.#sendFrame(fin, opcode, encoder.encode(text));
       return;
     }
-    const key = this.#nextMask === null ? null : this.#nextMask();
+    const key = this.#options.role === "client" ? this.#maskKey() : null;
     if (text.length <= JS_ENCODE_LIMIT && isAscii(text)) {
       // The exact size is known: one buffer, no views.
       const length = text.length;
@@ -576,6 +634,13 @@ export class Protocol {
       applyMask(out.subarray(room, room + length), key);
     }
     this.#handler.send(out.subarray(start, room + length));
+  }
+
+  /** A client's next masking key: from its options, or from a shared pool. */
+  #maskKey(): Uint8Array {
+    const source = this.#options.maskSource ??
+      (sharedMasks ??= randomMaskSource());
+    return source();
   }
 
   /** How payload copies are made: the runtime's, or plain ones. */
@@ -612,25 +677,28 @@ export class Protocol {
       this.#control = null;
       return;
     }
+    const inMessage = (this.#bits & MESSAGE_OPCODE_BITS) !== 0;
     if (opcode === Opcode.Continuation) {
-      if (this.#messageOpcode === 0) {
+      if (!inMessage) {
         throw new ProtocolError(
           "Continuation frame without a message to continue",
           1002,
         );
       }
-    } else if (this.#messageOpcode !== 0) {
+    } else if (inMessage) {
       throw new ProtocolError(
         "New data frame inside a fragmented message (expected a continuation)",
         1002,
       );
     } else {
-      this.#messageOpcode = opcode;
-      // A handler without extensionMessage gets such messages as they came.
-      this.#messageRsv = header.rsv !== 0 &&
+      // The message's opcode, and its RSV bits: a handler without
+      // extensionMessage gets such messages as they came.
+      const rsv = header.rsv !== 0 &&
           this.#handler.extensionMessage !== undefined
         ? header.rsv
         : 0;
+      this.#bits = (this.#bits & ~(MESSAGE_OPCODE_BITS | RSV_BITS)) |
+        (opcode << MESSAGE_OPCODE_SHIFT) | (rsv << RSV_SHIFT);
       this.#messageSize = 0;
       this.#fragments = 0;
     }
@@ -654,13 +722,17 @@ export class Protocol {
   }
 
   #framePayload(chunk: Uint8Array): void {
-    if (this.#closeReceived) return;
+    const bits = this.#bits;
+    if ((bits & CLOSE_RECEIVED) !== 0) return;
     const frame = this.#frame!;
     if (frame.opcode >= 8) {
       (this.#control ??= []).push(chunk);
       return;
     }
-    if (this.#messageOpcode === Opcode.Text && this.#messageRsv === 0) {
+    if (
+      (bits & (MESSAGE_OPCODE_BITS | RSV_BITS)) ===
+        Opcode.Text << MESSAGE_OPCODE_SHIFT
+    ) {
       // A text message in one frame that arrived whole is decoded at its end,
       // in one call; anything else is checked as it arrives, to fail fast.
       if (
@@ -694,8 +766,9 @@ export class Protocol {
    */
   #assemblesInPlace(): boolean {
     const frame = this.#frame!;
-    return frame.fin && this.#fragments === 1 && this.#messageRsv === 0 &&
-      this.#messageOpcode === Opcode.Binary;
+    return frame.fin && this.#fragments === 1 &&
+      (this.#bits & (MESSAGE_OPCODE_BITS | RSV_BITS)) ===
+        Opcode.Binary << MESSAGE_OPCODE_SHIFT;
   }
 
   /** Makes the message's buffer and copies its first piece in. */
@@ -734,7 +807,7 @@ export class Protocol {
   receiveBuffer(): Uint8Array | null {
     const remaining = this.#decoder.payloadRemaining;
     if (
-      remaining < READ_IN_PLACE || this.#closeReceived ||
+      remaining < READ_IN_PLACE || (this.#bits & CLOSE_RECEIVED) !== 0 ||
       this.#failure !== null
     ) return null;
     if (this.#parts !== IN_PLACE) {
@@ -749,7 +822,8 @@ export class Protocol {
   }
 
   #frameEnd(): void {
-    if (this.#closeReceived) return;
+    const bits = this.#bits;
+    if ((bits & CLOSE_RECEIVED) !== 0) return;
     const frame = this.#frame!;
     const opcode = frame.opcode;
     if (opcode >= 8) {
@@ -768,8 +842,8 @@ export class Protocol {
     if (!frame.fin) return;
     let message: Message;
     const part = this.#part, parts = this.#parts;
-    if (this.#messageRsv !== 0) return this.#extensionMessageEnd();
-    if (this.#messageOpcode === Opcode.Text) {
+    if ((bits & RSV_BITS) !== 0) return this.#extensionMessageEnd();
+    if ((bits & MESSAGE_OPCODE_BITS) === Opcode.Text << MESSAGE_OPCODE_SHIFT) {
       if (part !== null) {
         message = decodeUtf8(part);
       } else {
@@ -787,7 +861,7 @@ export class Protocol {
     } else {
       message = new Uint8Array(0);
     }
-    this.#messageOpcode = 0;
+    this.#bits &= ~MESSAGE_OPCODE_BITS;
     this.#messageSize = 0;
     this.#fragments = 0;
     this.#part = null;

@@ -13,6 +13,7 @@ import type { WebSocketConnection } from "../src/connection.ts";
 import { takeover } from "../src/takeover.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { serve } from "../src/server.ts";
+import { Protocol } from "../src/protocol.ts";
 import { bunTransports } from "../src/transports/bun.ts";
 import type { Transport } from "../src/transport.ts";
 
@@ -24,6 +25,8 @@ const CONNECTION_LIMIT = 160;
  * (see `RareSocketState` in src/transports/bun.ts).
  */
 const BUN_CHANNEL_LIMIT = 112;
+/** And a connection's protocol: 12 fields at most (see `#bits` in src/protocol.ts). */
+const PROTOCOL_LIMIT = 112;
 
 /** `bun:jsc`'s shallow size of an object, in bytes. */
 async function shallowSizeOf(): Promise<(value: object) => number> {
@@ -120,6 +123,34 @@ test(
       server.close();
     } finally {
       listener.close();
+    }
+  },
+);
+
+test(
+  "a protocol is 112 bytes on Bun, either role, before and after messages and a close",
+  { skip: onBun ? false : "needs bun:jsc's shallow sizes (Bun only)" },
+  async () => {
+    const sizeOf = await shallowSizeOf();
+    for (const role of ["server", "client"] as const) {
+      const sent: Uint8Array[] = [];
+      const protocol = new Protocol({ role }, {
+        send: (bytes) => void sent.push(bytes),
+        message: () => {},
+        ping: () => {},
+        pong: () => {},
+        close: () => {},
+      });
+      assert.ok(
+        sizeOf(protocol) <= PROTOCOL_LIMIT,
+        `a ${role}'s protocol is ${sizeOf(protocol)} bytes`,
+      );
+      protocol.sendFragment("a", false);
+      protocol.sendFragment("b", true);
+      protocol.close(1000);
+      assert.equal(protocol.state, "closing");
+      assert.equal(protocol.role, role);
+      assert.ok(sizeOf(protocol) <= PROTOCOL_LIMIT);
     }
   },
 );
