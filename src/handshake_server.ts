@@ -151,8 +151,7 @@ export function validateClientRequest(head: RequestHead): UpgradeRequest {
     );
   }
   // §4.1: "the HTTP version MUST be at least 1.1."
-  const match = /^HTTP\/1\.(\d)$/.exec(version);
-  if (match === null || match[1] === "0") {
+  if (version !== "HTTP/1.1" && !LATER_HTTP_1.test(version)) {
     throw new HandshakeError(
       `Unsupported HTTP version ${
         show(version)
@@ -470,6 +469,9 @@ export function refusalResponse(error: HandshakeError): Uint8Array {
 // or an IPv4 address or registered name, then an optional port.
 const HOST =
   /^(?:\[(?:[0-9A-Fa-f.]*:[0-9A-Fa-f:.]*|v[0-9A-Fa-f]+\.[A-Za-z0-9\-._~!$&'()*+,;=:]+)\]|(?:[A-Za-z0-9\-._~!$&'()*+,;=]|%[0-9A-Fa-f]{2})+)(?::[0-9]*)?$/;
+/** §4.1's "at least 1.1", past 1.1 itself (compared first, as a string). */
+const LATER_HTTP_1 = /^HTTP\/1\.[1-9]$/;
+
 const UPGRADE_REQUIRED = { upgrade: "websocket", connection: "Upgrade" };
 
 function _parseUrl(text: string): URL | null {

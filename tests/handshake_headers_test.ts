@@ -26,6 +26,14 @@ describe("hasToken", () => {
     assert.equal(hasToken("", "upgrade"), false);
     assert.equal(hasToken(null, "upgrade"), false);
   });
+
+  test("hasToken folds ASCII case only (RFC 9110 §5.6.2, RFC 6455 §4.2.1)", () => {
+    // U+212A KELVIN SIGN lower-cases to "k" in Unicode, not in ASCII.
+    assert.equal(hasToken("websoc\u212Aet", "websocket"), false);
+    assert.equal(hasToken("WEBSOCKET", "websocket"), true);
+    assert.equal(hasToken("a,,websocket,", "websocket"), true);
+    assert.equal(hasToken("a,,", ""), true); // an empty element, as split gives
+  });
   test("hasToken and parseProtocols stay linear on long runs of inner spaces", () => {
     const value = `a${" ".repeat(60000)}b, upgrade`;
     const start = performance.now();
