@@ -27,6 +27,12 @@ import {
   writeFrameHeader,
 } from "./frame.ts";
 import { applyMask, randomMaskSource } from "./mask.ts";
+import {
+  copySmall,
+  enterChunk,
+  leaveChunk,
+  SMALL_MESSAGE,
+} from "./_small_copies.ts";
 import { type PayloadBuffers, plainPayloadBuffers } from "./payload_buffers.ts";
 import { decodeUtf8, Utf8Decoder } from "./utf8.ts";
 
@@ -385,6 +391,9 @@ export class Protocol {
    */
   receive(chunk: Uint8Array): void {
     if ((this.#bits & CLOSE_RECEIVED) !== 0 || this.#failure !== null) return;
+    // Small binary messages of this chunk may share one buffer (see
+    // _small_copies.ts).
+    const outer = enterChunk(chunk);
     try {
       this.#decoder.push(chunk);
     } catch (error) {
@@ -393,6 +402,8 @@ export class Protocol {
       this.#failure = error;
       this.#resetMessage();
       throw error;
+    } finally {
+      leaveChunk(outer);
     }
   }
 
@@ -857,7 +868,7 @@ export class Protocol {
     } else if (parts !== null) {
       message = this.#buffers.join(parts, this.#messageSize);
     } else if (part !== null) {
-      message = ownedView(part);
+      message = ownedView(part, this.#buffers);
     } else {
       message = new Uint8Array(0);
     }
@@ -875,7 +886,7 @@ export class Protocol {
     const payload = parts !== null
       ? this.#buffers.join(parts, this.#messageSize)
       : part !== null
-      ? ownedView(part)
+      ? ownedView(part, this.#buffers)
       : new Uint8Array(0);
     const text = this.#messageOpcode === Opcode.Text;
     const rsv = this.#messageRsv;
@@ -954,8 +965,12 @@ function isAscii(text: string): boolean {
  * at a time: 64 KiB messages then come eight to a chunk, and copying each
  * cost 8 % of our client's time at 64 KiB (it holds at most 8× a message).
  */
-function ownedView(view: Uint8Array): Uint8Array {
-  // Small views are copied without asking: a copy is cheaper than `buffer`.
-  if (view.length < 4096) return view.slice();
+function ownedView(view: Uint8Array, buffers: PayloadBuffers): Uint8Array {
+  // Small views are copied without asking (a copy is cheaper than reading
+  // `buffer`), where the runtime wants it several of a chunk to one buffer
+  // (see _small_copies.ts).
+  if (view.length < SMALL_MESSAGE) {
+    return buffers.shareSmallCopies ? copySmall(view) : view.slice();
+  }
   return view.length * 8 >= view.buffer.byteLength ? view : view.slice();
 }

@@ -389,6 +389,10 @@ export const bunTransports: t.RuntimeTransports = {
       allocate: (size) =>
         size < PLAIN_FROM ? allocUnsafeSlow(size) : new Uint8Array(size),
       release: releaseFreshRead,
+      // Each small message in a typed array of its own: JavaScriptCore
+      // makes those in its heap, cheaper than views into a shared buffer
+      // (32-byte echo: 1.34-1.40M against 1.62-1.69M messages/s shared).
+      shareSmallCopies: false,
     });
   },
 };
