@@ -1,6 +1,8 @@
 /**
- * Codec micro-benchmarks: frame parsing and encoding, the masking kernel and
- * UTF-8 validation, each timed on its own, in cache, with no I/O.
+ * Codec micro-benchmarks: frame parsing and encoding, the masking kernel,
+ * UTF-8 validation and a server `Protocol` echoing small messages (the whole
+ * per-message core of a connection), each timed on its own, in cache, with
+ * no I/O.
  *
  * This file holds the cases (shared with `codec_bench.ts`, which registers
  * them with `Deno.bench`) and a small runner that prints GB/s and frames/s
@@ -31,6 +33,7 @@ import {
   writeFrameHeader,
 } from "../src/frame.ts";
 import { applyMask } from "../src/mask.ts";
+import { BYTES_COPIED, Protocol } from "../src/protocol.ts";
 import { runtimeName } from "../src/runtime.ts";
 import { decodeUtf8, Utf8Decoder } from "../src/utf8.ts";
 
@@ -39,7 +42,7 @@ export interface CodecCase {
   /** What is timed, unique among the cases. */
   readonly name: string;
   /** The kind of work, for grouping (`Deno.bench`'s `group`). */
-  readonly group: "parse" | "encode" | "mask" | "utf8";
+  readonly group: "parse" | "encode" | "mask" | "utf8" | "protocol";
   /** Payload bytes one call of `run` handles, or 0 if GB/s means nothing. */
   readonly bytes: number;
   /** Frames one call of `run` handles, or 0 if frames/s means nothing. */
@@ -343,9 +346,87 @@ function decodeSmallCase(): CodecCase {
 }
 
 /**
+ * A server `Protocol` receiving `SMALL_FRAMES` masked binary and as many
+ * masked text frames of `SMALL_PAYLOAD` bytes, alternating, in one buffer,
+ * and sending each message back from its handler; the bytes it sends are
+ * counted and dropped, as by a socket that copies them. Frames, opcodes,
+ * unmasking, UTF-8 and the send path: what a connection does per message
+ * below its streams. The protocol unmasks in place, so each call first
+ * copies the frames back in from a pristine copy (about 70 KB, a few µs of
+ * the call's time).
+ */
+function protocolEchoCase(): CodecCase {
+  const name =
+    `Protocol echo, ${SMALL_FRAMES} binary + ${SMALL_FRAMES} text × ${SMALL_PAYLOAD} B`;
+  const text = new TextEncoder().encode("0123456789abcdef".repeat(2));
+  const parts: Uint8Array[] = [];
+  for (let i = 0; i < SMALL_FRAMES; i++) {
+    const key = seededBytes(4, 0x27d4eb2f + i);
+    parts.push(encodeFrame({
+      fin: true,
+      rsv: 0,
+      opcode: Opcode.Binary,
+      payload: seededBytes(SMALL_PAYLOAD, i),
+    }, key));
+    parts.push(encodeFrame({
+      fin: true,
+      rsv: 0,
+      opcode: Opcode.Text,
+      payload: text.subarray(0, SMALL_PAYLOAD),
+    }, key));
+  }
+  const pristine = new Uint8Array(parts.reduce((sum, f) => sum + f.length, 0));
+  let at = 0;
+  for (const part of parts) {
+    pristine.set(part, at);
+    at += part.length;
+  }
+  const input = pristine.slice();
+  let messages = 0;
+  let sentBytes = 0;
+  const protocol: Protocol = new Protocol({ role: "server" }, {
+    message(data) {
+      messages++;
+      protocol.sendMessage(data);
+    },
+    ping() {},
+    pong() {},
+    close() {},
+    send(bytes) {
+      sentBytes += bytes.length;
+      return BYTES_COPIED;
+    },
+  });
+  const run = () => {
+    input.set(pristine);
+    protocol.receive(input);
+  };
+  return {
+    name,
+    group: "protocol",
+    bytes: 2 * SMALL_FRAMES * SMALL_PAYLOAD,
+    frames: 2 * SMALL_FRAMES,
+    run,
+    verify() {
+      const before = messages;
+      const sentBefore = sentBytes;
+      run();
+      if (messages - before !== 2 * SMALL_FRAMES) {
+        fail(name, `${messages - before} messages`);
+      }
+      // Unmasked server frames: a 2-byte header and the payload, each.
+      if (sentBytes - sentBefore !== 2 * SMALL_FRAMES * (2 + SMALL_PAYLOAD)) {
+        fail(name, `${sentBytes - sentBefore} bytes sent`);
+      }
+      if (protocol.state !== "open") fail(name, `state ${protocol.state}`);
+    },
+  };
+}
+
+/**
  * Makes every codec benchmark case, with its input ready.
  *
- * @returns The cases, grouped: parse, encode, mask, utf8.
+ * @returns The cases, grouped: parse, encode, mask, utf8, protocol.
  */
 export function codecCases(): CodecCase[] {
   const ascii = textBytes(ASCII_SAMPLE, LARGE_PAYLOAD);
@@ -380,6 +461,7 @@ export function codecCases(): CodecCase[] {
     decodeChunkedCase("ASCII", ascii),
     decodeChunkedCase("multi-byte", multibyte),
     decodeSmallCase(),
+    protocolEchoCase(),
   ];
 }
 
