@@ -6,9 +6,9 @@
  * A small message is copied out of the chunk it arrived in, so that it does
  * not pin the chunk (a read of up to 512 KiB). One new `Uint8Array` a
  * message is cheap on Bun (about 0.06 µs for 32 bytes) but not on Deno
- * 2.9, whose V8 gives every typed array a buffer of its own outside the
- * heap: about 1.2 µs for 32 bytes, against 0.05 µs to copy into a view of
- * a buffer already made (bench/README.md, "Small messages on Deno: one
+ * 2.9, where a small typed array costs what a new `ArrayBuffer` does:
+ * about 1.2 µs for 32 bytes, against 0.05 µs to copy into a view of a
+ * buffer already made (bench/README.md, "Small messages on Deno: one
  * buffer a read"). So when a chunk holds more whole small binary messages
  * after the one being copied, one buffer is made for all of them (up to
  * {@link BATCH_LIMIT} bytes) and each copy is a view into it.

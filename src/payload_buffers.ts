@@ -32,12 +32,11 @@
  * Small binary messages are copied out of the chunk they arrived in. With
  * `shareSmallCopies` (the default), the ones of one chunk share a buffer
  * (see _small_copies.ts): a new small `Uint8Array` costs about 1.2 µs on
- * Deno 2.9, whose V8 gives each its own buffer outside the heap, and one
- * buffer a chunk took our Deno server's 32-byte echo up by a quarter or
- * more. Bun makes small typed arrays in its heap for about 0.06 µs and
- * views into a shared buffer cost it more, so Bun's buffers do not share.
- *
- * @module
+ * Deno 2.9 (what a new `ArrayBuffer` costs), and one buffer a chunk took
+ * our Deno server's 32-byte echo up by 13 to 98 % per run (bench/README.md,
+ * "Small messages on Deno: one buffer a read"). Bun makes small typed
+ * arrays in its heap for about 0.06 µs and views into a shared buffer cost
+ * it more, so Bun's buffers do not share.
  */
 
 /** Copies from this size up may take memmove's `rep movsb` path. */

@@ -1,7 +1,8 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Opcode } from "../src/frame.ts";
-import { PayloadBuffers } from "../src/payload_buffers.ts";
+import { PayloadBuffers, plainPayloadBuffers } from "../src/payload_buffers.ts";
+import { bunTransports } from "../src/transports/bun.ts";
 import { type Message, Protocol, type Role } from "../src/protocol.ts";
 import {
   BATCH_LIMIT,
@@ -154,6 +155,12 @@ describe("small binary messages of one chunk share a buffer", () => {
     messages.map(bytesOf).forEach((message, i) =>
       assert.deepEqual(message, new Uint8Array(20).fill(i))
     );
+  });
+
+  test("Deno's buffers (the default) share, Bun's do not", () => {
+    assert.equal(plainPayloadBuffers.shareSmallCopies, true);
+    assert.equal(new PayloadBuffers().shareSmallCopies, true);
+    assert.equal(bunTransports.payloadBuffers?.shareSmallCopies, false);
   });
 
   test("with shareSmallCopies off, each message has its own buffer", () => {
