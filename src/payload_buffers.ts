@@ -29,13 +29,14 @@
  * costs about as much as copying it (3 µs against 1 µs a buffer, measured on
  * Bun 1.4.5).
  *
- * Small binary messages are copied out of the chunk they arrived in. With
- * `shareSmallCopies` (the default), the ones of one chunk share a buffer
- * (see _small_copies.ts): a new small `Uint8Array` costs about 1.2 µs on
- * Deno 2.9 (what a new `ArrayBuffer` costs), and one buffer a chunk took
- * our Deno server's 32-byte echo up by 13 to 98 % per run (bench/README.md,
- * "Small messages on Deno: one buffer a read"). Bun makes small typed
- * arrays in its heap for about 0.06 µs and views into a shared buffer cost
+ * Small buffers: a new small `Uint8Array` costs about 1.2 µs on Deno 2.9
+ * (what a new `ArrayBuffer` costs), against 0.05 µs for a view into a
+ * buffer already made (bench/README.md, "Small messages on Deno: one buffer
+ * a read"). With `shareSmallBuffers` (the default), the small binary
+ * messages of one received chunk share a buffer (see _small_copies.ts), and
+ * small frames to send are views carved in turn from a block shared by all
+ * the protocols using these buffers ({@link PayloadBuffers.smallFrame}).
+ * Bun makes small typed arrays in its heap for about 0.06 µs and views cost
  * it more, so Bun's buffers do not share.
  */
 
@@ -47,6 +48,13 @@ const STEP = 2048;
 const SPARE_LIMIT = 1024 * 1024;
 /** From this size up, the parts a message was joined from are released. */
 const RELEASE_FROM = 1024 * 1024;
+/**
+ * Frames under this size may be carved from a shared block
+ * ({@link PayloadBuffers.smallFrame}).
+ */
+export const SMALL_FRAME = 2048;
+/** The size of the blocks small frames are carved from. */
+const FRAME_BLOCK = 16 * 1024;
 
 /**
  * How a runtime's payload copies are made: plain (`new Uint8Array` and
@@ -73,10 +81,13 @@ export class PayloadBuffers {
   readonly aligned: boolean;
   /**
    * Whether the small binary messages of one received chunk are copied into
-   * one buffer they share, rather than each into its own (see the module
-   * doc).
+   * one buffer they share, and small frames carved from a shared block,
+   * rather than each made in a buffer of its own (see the module doc).
    */
-  readonly shareSmallCopies: boolean;
+  readonly shareSmallBuffers: boolean;
+  /** The block small frames are carved from (see {@link smallFrame}). */
+  #block: Uint8Array | null = null;
+  #blockAt = 0;
   readonly #allocate: (size: number) => Uint8Array;
   /**
    * A buffer given back by its last user ({@link giveBack}): the next large
@@ -100,19 +111,20 @@ export class PayloadBuffers {
    * part but the last once a message of 1 MiB or more is joined from them
    * ({@link join}): it may let a part's memory go at once when the part is
    * a whole buffer the runtime read into, which nothing else sees;
-   * `shareSmallCopies` (default `true`), whether small binary messages of
-   * one chunk share a buffer.
+   * `shareSmallBuffers` (default `true`), whether small binary messages of
+   * one chunk share a buffer and small frames are carved from a shared
+   * block.
    */
   constructor(
     options: {
       aligned?: boolean;
       allocate?: (size: number) => Uint8Array;
       release?: (part: Uint8Array) => void;
-      shareSmallCopies?: boolean;
+      shareSmallBuffers?: boolean;
     } = {},
   ) {
     this.aligned = options.aligned ?? false;
-    this.shareSmallCopies = options.shareSmallCopies ?? true;
+    this.shareSmallBuffers = options.shareSmallBuffers ?? true;
     this.#allocate = options.allocate ?? ((size) => new Uint8Array(size));
     this.#release = options.release ?? null;
   }
@@ -155,6 +167,38 @@ export class PayloadBuffers {
       for (let i = 0; i < parts.length - 1; i++) release(parts[i]!);
     }
     return out;
+  }
+
+  /**
+   * A buffer for a frame of `size` bytes, under {@link SMALL_FRAME}, that
+   * the caller fills whole and then only reads. With `shareSmallBuffers`, a
+   * view carved from a block that the frames made after it share (any
+   * protocol's: use the view's bytes, never its `buffer`); its bytes are
+   * never handed out again. Else a new `Uint8Array`.
+   *
+   * @example
+   * ```ts
+   * import { PayloadBuffers } from "@wsstream/wsstream/codec";
+   * import assert from "node:assert/strict";
+   *
+   * const buffers = new PayloadBuffers();
+   * const a = buffers.smallFrame(34);
+   * const b = buffers.smallFrame(34);
+   * assert.equal(a.length, 34);
+   * assert.equal(a.buffer, b.buffer); // one block, two frames
+   * assert.notEqual(a.byteOffset, b.byteOffset);
+   * ```
+   */
+  smallFrame(size: number): Uint8Array {
+    if (!this.shareSmallBuffers) return new Uint8Array(size);
+    let block = this.#block;
+    let at = this.#blockAt;
+    if (block === null || at + size > block.length) {
+      block = this.#block = new Uint8Array(FRAME_BLOCK);
+      at = 0;
+    }
+    this.#blockAt = at + size;
+    return block.subarray(at, at + size);
   }
 
   /**

@@ -33,7 +33,11 @@ import {
   leaveChunk,
   SMALL_MESSAGE,
 } from "./_small_copies.ts";
-import { type PayloadBuffers, plainPayloadBuffers } from "./payload_buffers.ts";
+import {
+  type PayloadBuffers,
+  plainPayloadBuffers,
+  SMALL_FRAME,
+} from "./payload_buffers.ts";
 import { decodeUtf8, Utf8Decoder } from "./utf8.ts";
 
 /**
@@ -142,6 +146,9 @@ export interface ProtocolHandler {
   close(code: number, reason: string): void;
   /**
    * Bytes to send to the peer, in order. Never called with an empty array.
+   * They may be a view into a buffer that holds other frames too, of this
+   * protocol or others using the same {@link PayloadBuffers}: send the
+   * view's bytes, never its `buffer`.
    *
    * @returns {@link BYTES_COPIED} only when the bytes are already copied out
    * (onto a socket) and will never be read again: the protocol may then
@@ -593,6 +600,8 @@ export class Protocol {
     const buffers = this.#buffers;
     const out = large
       ? buffers.reusableFor(size, headerSize, payload)
+      : size < SMALL_FRAME
+      ? buffers.smallFrame(size)
       : buffers.for(size, headerSize, payload);
     writeFrameHeader(out, 0, fin, rsv, opcode, length, key);
     if (key === null) out.set(payload, headerSize);
@@ -622,7 +631,10 @@ export class Protocol {
       // The exact size is known: one buffer, no views.
       const length = text.length;
       const at = frameHeaderSize(length, key !== null);
-      const out = new Uint8Array(at + length);
+      const size = at + length;
+      const out = size < SMALL_FRAME
+        ? this.#buffers.smallFrame(size)
+        : new Uint8Array(size);
       writeFrameHeader(out, 0, fin, 0, opcode, length, key);
       if (key === null) {
         for (let i = 0; i < length; i++) out[at + i] = text.charCodeAt(i);
@@ -970,7 +982,7 @@ function ownedView(view: Uint8Array, buffers: PayloadBuffers): Uint8Array {
   // `buffer`), where the runtime wants it several of a chunk to one buffer
   // (see _small_copies.ts).
   if (view.length < SMALL_MESSAGE) {
-    return buffers.shareSmallCopies ? copySmall(view) : view.slice();
+    return buffers.shareSmallBuffers ? copySmall(view) : view.slice();
   }
   return view.length * 8 >= view.buffer.byteLength ? view : view.slice();
 }

@@ -1,7 +1,11 @@
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { Opcode } from "../src/frame.ts";
-import { PayloadBuffers, plainPayloadBuffers } from "../src/payload_buffers.ts";
+import {
+  PayloadBuffers,
+  plainPayloadBuffers,
+  SMALL_FRAME,
+} from "../src/payload_buffers.ts";
 import { bunTransports } from "../src/transports/bun.ts";
 import { type Message, Protocol, type Role } from "../src/protocol.ts";
 import {
@@ -12,6 +16,8 @@ import {
 import {
   concat,
   concatAll,
+  OUR_KEY,
+  ourFrame,
   peerFrame,
   prng,
   randomBytes,
@@ -158,13 +164,13 @@ describe("small binary messages of one chunk share a buffer", () => {
   });
 
   test("Deno's buffers (the default) share, Bun's do not", () => {
-    assert.equal(plainPayloadBuffers.shareSmallCopies, true);
-    assert.equal(new PayloadBuffers().shareSmallCopies, true);
-    assert.equal(bunTransports.payloadBuffers?.shareSmallCopies, false);
+    assert.equal(plainPayloadBuffers.shareSmallBuffers, true);
+    assert.equal(new PayloadBuffers().shareSmallBuffers, true);
+    assert.equal(bunTransports.payloadBuffers?.shareSmallBuffers, false);
   });
 
-  test("with shareSmallCopies off, each message has its own buffer", () => {
-    const buffers = new PayloadBuffers({ shareSmallCopies: false });
+  test("with shareSmallBuffers off, each message has its own buffer", () => {
+    const buffers = new PayloadBuffers({ shareSmallBuffers: false });
     const { protocol, messages } = keeping("server", buffers);
     protocol.receive(concatAll([
       peerFrame("server", Opcode.Binary, new Uint8Array([1])),
@@ -226,4 +232,71 @@ describe("small binary messages of one chunk share a buffer", () => {
     assert.deepEqual(bytesOf(messages[0]), new Uint8Array(32).fill(5));
     assert.equal(messages.length, 1);
   });
+});
+
+describe("small frames are carved from a shared block", () => {
+  test("smallFrame: one block, regions that never overlap, a new block when full", () => {
+    const buffers = new PayloadBuffers();
+    const frames = Array.from({ length: 100 }, (_, i) => {
+      const frame = buffers.smallFrame(1 + (i * 37) % (SMALL_FRAME - 1));
+      frame.fill(i);
+      return frame;
+    });
+    frames.forEach((frame, i) =>
+      assert.ok(frame.every((byte) => byte === i), `frame ${i} overwritten`)
+    );
+    assert.ok(new Set(frames.map((f) => f.buffer)).size > 1, "one block only");
+    assert.equal(frames[0]!.buffer, frames[1]!.buffer);
+  });
+
+  test("without shareSmallBuffers, each frame has a buffer of its own", () => {
+    const buffers = new PayloadBuffers({ shareSmallBuffers: false });
+    const a = buffers.smallFrame(10);
+    const b = buffers.smallFrame(10);
+    assert.notEqual(a.buffer, b.buffer);
+    assert.equal(a.buffer.byteLength, 10);
+  });
+
+  for (const role of ["server", "client"] as const) {
+    test(`two protocols' frames, all kept, stay right (${role})`, () => {
+      const buffers = new PayloadBuffers();
+      const sent: Uint8Array[][] = [[], []];
+      const protocols = [0, 1].map((n) =>
+        new Protocol({ role, buffers, maskSource: () => OUR_KEY.slice() }, {
+          message() {},
+          ping() {},
+          pong() {},
+          close() {},
+          send: (bytes) => void sent[n]!.push(bytes),
+        })
+      );
+      const expected: Uint8Array[][] = [[], []];
+      const random = prng(11);
+      for (let i = 0; i < 400; i++) {
+        const n = i & 1;
+        const size = randomInt(random, 0, 300);
+        if (random() < 0.5) {
+          const payload = randomBytes(random, size);
+          protocols[n]!.sendMessage(payload);
+          expected[n]!.push(ourFrame(role, Opcode.Binary, payload));
+        } else {
+          const text = "x".repeat(size);
+          protocols[n]!.sendMessage(text);
+          expected[n]!.push(ourFrame(role, Opcode.Text, text));
+        }
+      }
+      protocols[0]!.ping(new Uint8Array([1, 2]));
+      expected[0]!.push(ourFrame(role, Opcode.Ping, new Uint8Array([1, 2])));
+      for (const n of [0, 1]) {
+        assert.equal(sent[n]!.length, expected[n]!.length);
+        sent[n]!.forEach((frame, i) =>
+          assert.deepEqual(frame, expected[n]![i], `protocol ${n}, frame ${i}`)
+        );
+      }
+      assert.ok(
+        new Set(sent[0]!.map((f) => f.buffer)).size < 100,
+        "frames share blocks",
+      );
+    });
+  }
 });

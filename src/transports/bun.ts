@@ -392,7 +392,7 @@ export const bunTransports: t.RuntimeTransports = {
       // Each small message in a typed array of its own: JavaScriptCore
       // makes those in its heap, cheaper than views into a shared buffer
       // (32-byte echo: 1.34-1.40M against 1.62-1.69M messages/s shared).
-      shareSmallCopies: false,
+      shareSmallBuffers: false,
     });
   },
 };
