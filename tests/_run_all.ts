@@ -137,7 +137,26 @@ function isOutsideTests(filter: string): boolean {
   }
 }
 
-const results: { name: string; counts: Counts; code: number }[] = [];
+interface RunResult {
+  name: string;
+  counts: Counts;
+  code: number;
+}
+
+/** A runner's counts from its JUnit report; no report is one failure. */
+function resultOf(
+  name: string,
+  report: string | null,
+  nested: "names" | "tree",
+  code: number,
+): RunResult {
+  const counts = report === null
+    ? { passed: 0, failed: 1, skipped: 0 }
+    : countJunit(report, nested);
+  return { name, counts, code };
+}
+
+const results: RunResult[] = [];
 
 // Deno: the suite plus the JSDoc examples.
 const denoXml = new URL("deno.xml", outDir);
@@ -151,14 +170,7 @@ const deno = await run(Deno.execPath(), [
   `--junit-path=${denoXml.pathname}`,
   ...(filters.length > 0 ? filters : ["tests/", "src/", "mod.ts", "README.md"]),
 ]);
-const denoReport = await readReport(denoXml);
-results.push({
-  name: "deno",
-  counts: denoReport === null
-    ? { passed: 0, failed: 1, skipped: 0 }
-    : countJunit(denoReport, "names"),
-  code: deno.code,
-});
+results.push(resultOf("deno", await readReport(denoXml), "names", deno.code));
 
 // Bun: the same suite. It runs tests/ only: the JSDoc and README examples
 // (src/, mod.ts, README.md) are Deno's `--doc`, so a filter naming a path
@@ -181,14 +193,7 @@ if (filters.length > 0 && bunFilters.length === 0) {
     `--reporter-outfile=${bunXml.pathname}`,
     ...(bunFilters.length > 0 ? bunFilters.map((f) => `./${f}`) : ["./tests"]),
   ]);
-  const bunReport = await readReport(bunXml);
-  results.push({
-    name: "bun",
-    counts: bunReport === null
-      ? { passed: 0, failed: 1, skipped: 0 }
-      : countJunit(bunReport, "tree"),
-    code: bun.code,
-  });
+  results.push(resultOf("bun", await readReport(bunXml), "tree", bun.code));
 }
 
 const total: Counts = { passed: 0, failed: 0, skipped: 0 };
