@@ -38,6 +38,8 @@
  * the protocols using these buffers ({@link PayloadBuffers.smallFrame}).
  * Bun makes small typed arrays in its heap for about 0.06 µs and views cost
  * it more, so Bun's buffers do not share.
+ *
+ * @module
  */
 
 /** Copies from this size up may take memmove's `rep movsb` path. */

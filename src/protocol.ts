@@ -628,7 +628,8 @@ export class Protocol {
     }
     const key = this.#options.role === "client" ? this.#maskKey() : null;
     if (text.length <= JS_ENCODE_LIMIT && isAscii(text)) {
-      // The exact size is known: one buffer, no views.
+      // The exact size is known: one buffer (a small one carved from a
+      // shared block where the runtime's buffers share), no second view.
       const length = text.length;
       const at = frameHeaderSize(length, key !== null);
       const size = at + length;
