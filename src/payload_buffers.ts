@@ -32,12 +32,14 @@
  * Small buffers: a new small `Uint8Array` costs about 1.2 µs on Deno 2.9
  * (what a new `ArrayBuffer` costs), against 0.05 µs for a view into a
  * buffer already made (bench/README.md, "Small messages on Deno: one buffer
- * a read"). With `shareSmallBuffers` (the default), the small binary
- * messages of one received chunk share a buffer (see _small_copies.ts), and
- * small frames to send are views carved in turn from a block shared by all
- * the protocols using these buffers ({@link PayloadBuffers.smallFrame}).
- * Bun makes small typed arrays in its heap for about 0.06 µs and views cost
- * it more, so Bun's buffers do not share.
+ * a read"). With `shareSmallBuffers` (Deno's transports' buffers), the
+ * small binary messages of one received chunk share a buffer (see
+ * _small_copies.ts), and small frames to send are views carved in turn from
+ * a block shared by all the protocols using these buffers
+ * ({@link PayloadBuffers.smallFrame}). Without it (the default, and Bun's),
+ * each is a `Uint8Array` of its own: Bun makes small typed arrays in its
+ * heap for about 0.06 µs, and views cost it more (a protocol echoing 32-byte
+ * messages ran at a quarter of its speed on Bun with them).
  *
  * @module
  */
@@ -113,7 +115,7 @@ export class PayloadBuffers {
    * part but the last once a message of 1 MiB or more is joined from them
    * ({@link join}): it may let a part's memory go at once when the part is
    * a whole buffer the runtime read into, which nothing else sees;
-   * `shareSmallBuffers` (default `true`), whether small binary messages of
+   * `shareSmallBuffers` (default `false`), whether small binary messages of
    * one chunk share a buffer and small frames are carved from a shared
    * block.
    */
@@ -126,7 +128,7 @@ export class PayloadBuffers {
     } = {},
   ) {
     this.aligned = options.aligned ?? false;
-    this.shareSmallBuffers = options.shareSmallBuffers ?? true;
+    this.shareSmallBuffers = options.shareSmallBuffers ?? false;
     this.#allocate = options.allocate ?? ((size) => new Uint8Array(size));
     this.#release = options.release ?? null;
   }
@@ -183,7 +185,7 @@ export class PayloadBuffers {
    * import { PayloadBuffers } from "@wsstream/wsstream/codec";
    * import assert from "node:assert/strict";
    *
-   * const buffers = new PayloadBuffers();
+   * const buffers = new PayloadBuffers({ shareSmallBuffers: true });
    * const a = buffers.smallFrame(34);
    * const b = buffers.smallFrame(34);
    * assert.equal(a.length, 34);

@@ -7,6 +7,7 @@ import {
   SMALL_FRAME,
 } from "../src/payload_buffers.ts";
 import { bunTransports } from "../src/transports/bun.ts";
+import { denoTransports } from "../src/transports/deno.ts";
 import { type Message, Protocol, type Role } from "../src/protocol.ts";
 import {
   BATCH_LIMIT,
@@ -22,12 +23,16 @@ import {
   prng,
   randomBytes,
   randomInt,
+  receiveEveryWay,
 } from "./_frames.ts";
+
+/** Buffers that share small ones, as Deno's transports' do. */
+const sharing = () => new PayloadBuffers({ shareSmallBuffers: true });
 
 /** A protocol that keeps every message it is given. */
 function keeping(
   role: Role,
-  buffers?: PayloadBuffers,
+  buffers: PayloadBuffers = sharing(),
 ): { protocol: Protocol; messages: Message[] } {
   const messages: Message[] = [];
   const protocol = new Protocol({ role, buffers }, {
@@ -163,10 +168,11 @@ describe("small binary messages of one chunk share a buffer", () => {
     );
   });
 
-  test("Deno's buffers (the default) share, Bun's do not", () => {
-    assert.equal(plainPayloadBuffers.shareSmallBuffers, true);
-    assert.equal(new PayloadBuffers().shareSmallBuffers, true);
+  test("Deno's transports' buffers share, Bun's and the default do not", () => {
+    assert.equal(denoTransports.payloadBuffers?.shareSmallBuffers, true);
     assert.equal(bunTransports.payloadBuffers?.shareSmallBuffers, false);
+    assert.equal(plainPayloadBuffers.shareSmallBuffers, false);
+    assert.equal(new PayloadBuffers().shareSmallBuffers, false);
   });
 
   test("with shareSmallBuffers off, each message has its own buffer", () => {
@@ -187,7 +193,7 @@ describe("small binary messages of one chunk share a buffer", () => {
       peerFrame("server", Opcode.Binary, new Uint8Array([9, 9])),
       peerFrame("server", Opcode.Binary, new Uint8Array([8, 8])),
     ]);
-    const outer = new Protocol({ role: "server" }, {
+    const outer = new Protocol({ role: "server", buffers: sharing() }, {
       message(data) {
         outerMessages.push(bytesOf(data));
         if (outerMessages.length === 1) inner.protocol.receive(innerChunk);
@@ -234,9 +240,38 @@ describe("small binary messages of one chunk share a buffer", () => {
   });
 });
 
+describe("sharing changes nothing a protocol reports", () => {
+  for (const role of ROLES) {
+    test(`mixed frames, every chunking, shared or not (${role})`, () => {
+      const random = prng(role === "server" ? 3 : 4);
+      const frames: Uint8Array[] = [];
+      for (let i = 0; i < 24; i++) {
+        const kind = randomInt(random, 0, 5);
+        const payload = randomBytes(
+          random,
+          kind === 4 ? randomInt(random, 4096, 5000) : randomInt(random, 0, 40),
+        );
+        if (kind === 0) {
+          frames.push(peerFrame(role, Opcode.Text, "t".repeat(i)));
+        } else if (kind === 1) frames.push(peerFrame(role, Opcode.Ping, "p"));
+        else if (kind === 2) {
+          frames.push(peerFrame(role, Opcode.Binary, payload, false));
+          frames.push(peerFrame(role, Opcode.Continuation, payload));
+        } else frames.push(peerFrame(role, Opcode.Binary, payload));
+      }
+      frames.push(peerFrame(role, Opcode.Close));
+      const input = concatAll(frames);
+      const shared = receiveEveryWay(role, input, { buffers: sharing() });
+      const own = receiveEveryWay(role, input);
+      assert.deepEqual(shared.log, own.log);
+      assert.equal(shared.state, own.state);
+    });
+  }
+});
+
 describe("small frames are carved from a shared block", () => {
   test("smallFrame: one block, regions that never overlap, a new block when full", () => {
-    const buffers = new PayloadBuffers();
+    const buffers = sharing();
     const frames = Array.from({ length: 100 }, (_, i) => {
       const frame = buffers.smallFrame(1 + (i * 37) % (SMALL_FRAME - 1));
       frame.fill(i);
@@ -259,7 +294,7 @@ describe("small frames are carved from a shared block", () => {
 
   for (const role of ["server", "client"] as const) {
     test(`two protocols' frames, all kept, stay right (${role})`, () => {
-      const buffers = new PayloadBuffers();
+      const buffers = sharing();
       const sent: Uint8Array[][] = [[], []];
       const protocols = [0, 1].map((n) =>
         new Protocol({ role, buffers, maskSource: () => OUR_KEY.slice() }, {
